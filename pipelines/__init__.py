@@ -1,0 +1,1 @@
+"""Runnable pipelines around the ``feishu_tasks`` source: CLI, run orchestration, demo."""

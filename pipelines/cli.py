@@ -1,0 +1,147 @@
+"""``feishu-followers``: run the load, run the simulator, or run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sources.feishu_tasks.errors import FatalError
+from sources.feishu_tasks.settings import LARK_BASE_URL, USER_ID_TYPES
+
+from .lock import PipelineBusy
+
+EXIT_FATAL = 1
+EXIT_BUSY = 3
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    ids = parser.add_argument_group("task ids (any mix)")
+    ids.add_argument(
+        "--task-id", dest="task_ids", action="append", metavar="ID", help="a task id; repeatable"
+    )
+    ids.add_argument(
+        "--task-ids-file", metavar="PATH", help="one id per line; blank lines and # comments ignored"
+    )
+    ids.add_argument(
+        "--task-ids-query", metavar="SQL", help="SQL on the destination DuckDB file; first column = ids"
+    )
+    ids.add_argument(
+        "--discover",
+        action="store_true",
+        default=None,
+        help="list the tasks the app can see and load them too",
+    )
+    api = parser.add_argument_group("API")
+    host = api.add_mutually_exclusive_group()
+    host.add_argument("--base-url", help="API host (default https://open.feishu.cn)")
+    host.add_argument(
+        "--lark",
+        dest="base_url",
+        action="store_const",
+        const=LARK_BASE_URL,
+        help=f"use Lark: {LARK_BASE_URL}",
+    )
+    api.add_argument(
+        "--user-id-type", choices=USER_ID_TYPES, help="id type of follower ids (default open_id)"
+    )
+    api.add_argument("--concurrency", type=int, help="requests in flight at once (default 16)")
+    api.add_argument("--max-rps", type=float, help="requests per second ceiling (default 50; 0 = off)")
+    api.add_argument("--max-rpm", type=float, help="requests per minute ceiling (default 1000; 0 = off)")
+    dest = parser.add_argument_group("destination")
+    dest.add_argument("--duckdb", metavar="PATH", help="DuckDB file (default ./feishu_tasks.duckdb)")
+    dest.add_argument("--dataset", metavar="NAME", help="dataset (schema) name (default feishu_tasks)")
+    dest.add_argument(
+        "--pipelines-dir", metavar="DIR", help="dlt's working folder (default ~/.dlt/pipelines)"
+    )
+    parser.add_argument("--quiet", action="store_true", default=None, help="print nothing but errors")
+
+
+def _add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--tasks", type=int, default=200, help="number of tasks in the simulated tenant")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the simulated tenant")
+    faults = parser.add_argument_group("faults")
+    faults.add_argument("--latency-ms", type=float, default=0.0)
+    faults.add_argument("--quota-per-second", type=int)
+    faults.add_argument("--quota-per-minute", type=int)
+    faults.add_argument(
+        "--rate-limit-fraction", type=float, default=0.0, help="share of answers that are 429"
+    )
+    faults.add_argument("--error-500-fraction", type=float, default=0.0)
+    faults.add_argument("--html-502-fraction", type=float, default=0.0)
+    faults.add_argument("--token-ttl", type=int, default=7200, help="tenant token lifetime in seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="feishu-followers", description="Load Feishu/Lark task followers into DuckDB with dlt."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_run_arguments(commands.add_parser("run", help="load followers of the given tasks"))
+    _add_simulator_arguments(commands.add_parser("simulate", help="serve the bundled Feishu API simulator"))
+    demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
+    demo.add_argument("--duckdb", metavar="PATH", default="./feishu_demo.duckdb")
+    demo.add_argument("--tasks", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--pipelines-dir", metavar="DIR")
+    demo.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .options import RunOptions
+    from .run import run
+    from .summary import format_summary
+
+    options = RunOptions.resolve(vars(args))
+    result = run(options)
+    if not options.quiet:
+        print(format_summary(result))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from sources.feishu_simulator import Faults, serve_forever
+
+    faults = Faults(
+        latency_ms=args.latency_ms,
+        quota_per_second=args.quota_per_second,
+        quota_per_minute=args.quota_per_minute,
+        rate_limit_fraction=args.rate_limit_fraction,
+        error_500_fraction=args.error_500_fraction,
+        html_502_fraction=args.html_502_fraction,
+        token_ttl_seconds=args.token_ttl,
+    )
+    serve_forever(tasks=args.tasks, seed=args.seed, port=args.port, faults=faults)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    print(
+        run_demo(
+            args.duckdb, tasks=args.tasks, seed=args.seed, pipelines_dir=args.pipelines_dir, quiet=args.quiet
+        )
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    handlers: dict[str, Any] = {"run": _run, "simulate": _simulate, "demo": _demo}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("feishu-followers: interrupted", file=sys.stderr)
+        return 130
+    except FatalError as exc:  # the one-line promise: fatal errors end in a single clear line
+        print(f"feishu-followers: error: {exc}", file=sys.stderr)
+        return EXIT_BUSY if isinstance(exc, PipelineBusy) else EXIT_FATAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Run-level options: a command-line flag wins, else dlt config, else the default.
+
+dlt's providers (``.dlt/config.toml``, ``.dlt/secrets.toml``, env vars) are the one place
+configuration comes from; ``[sources.feishu_tasks]`` holds both source and run options so a
+scheduled job can be configured without flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dlt
+
+SECTION = "sources.feishu_tasks"
+
+# Source arguments that a flag may set; the rest dlt resolves inside the source.
+SOURCE_FLAGS = (
+    "base_url",
+    "user_id_type",
+    "concurrency",
+    "max_rps",
+    "max_rpm",
+)
+
+
+def from_config(name: str, default: Any) -> Any:
+    """``sources.feishu_tasks.<name>`` from dlt's providers, or ``default``."""
+    value = dlt.config.get(f"{SECTION}.{name}")
+    return default if value is None else value
+
+
+@dataclass
+class RunOptions:
+    """What one ``feishu-followers run`` does."""
+
+    task_ids: list[str] = field(default_factory=list)
+    task_ids_file: str | None = None
+    task_ids_query: str | None = None
+    discover: bool = False
+    duckdb_path: str = "./feishu_tasks.duckdb"
+    dataset: str = "feishu_tasks"
+    pipeline_name: str = "feishu_tasks"
+    pipelines_dir: str | None = None
+    quiet: bool = False
+    source_args: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(cls, flags: dict[str, Any]) -> RunOptions:
+        """Merge explicit flags (None = not given) over dlt config and defaults."""
+
+        def pick(name: str, default: Any) -> Any:
+            return flags[name] if flags.get(name) is not None else from_config(name, default)
+
+        source_args = {name: flags[name] for name in SOURCE_FLAGS if flags.get(name) is not None}
+        for extra in ("app_id", "app_secret", "user_access_token"):
+            if flags.get(extra) is not None:  # only the demo passes these (its own fake app)
+                source_args[extra] = flags[extra]
+        return cls(
+            task_ids=list(flags.get("task_ids") or []),
+            task_ids_file=flags.get("task_ids_file"),
+            task_ids_query=flags.get("task_ids_query"),
+            discover=bool(flags.get("discover")) or bool(from_config("discover", False)),
+            duckdb_path=str(pick("duckdb", cls.duckdb_path)),
+            dataset=str(pick("dataset", cls.dataset)),
+            pipeline_name=str(pick("pipeline_name", cls.pipeline_name)),
+            pipelines_dir=pick("pipelines_dir", None),
+            quiet=bool(flags.get("quiet")) or bool(from_config("quiet", False)),
+            source_args=source_args,
+        )

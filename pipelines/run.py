@@ -1,0 +1,111 @@
+"""One load: task ids in, DuckDB tables out, with the guarantees a scheduler needs.
+
+Order of work: refuse a concurrent run (lock) → finish any load a killed run left pending →
+extract, normalize and load this run → post-load steps (history, views) → summary.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dlt
+import duckdb
+
+from sources.feishu_tasks import FetchStats, feishu_tasks
+from sources.feishu_tasks.errors import FatalError
+from sources.feishu_tasks.task_ids import read_task_ids_file
+
+from .errors import fatal_errors_as_one_line
+from .lock import pipeline_lock
+from .options import RunOptions
+
+
+@dataclass
+class RunResult:
+    """What the summary reports."""
+
+    options: RunOptions
+    stats: FetchStats
+    elapsed_seconds: float
+    completed_pending: bool
+    load_ids: list[str]
+
+
+def collect_task_ids(options: RunOptions) -> list[str]:
+    """Ids from flags, the ids file and the query, in that order (deduplicated later)."""
+    ids = list(options.task_ids)
+    if options.task_ids_file:
+        try:
+            ids += read_task_ids_file(options.task_ids_file)
+        except OSError as exc:
+            raise FatalError(f"cannot read --task-ids-file {options.task_ids_file}: {exc.strerror}") from None
+    if options.task_ids_query:
+        ids += query_task_ids(options.duckdb_path, options.task_ids_query)
+    if not ids and not options.discover:
+        raise FatalError("no task ids given: use --task-id, --task-ids-file, --task-ids-query or --discover")
+    return ids
+
+
+def query_task_ids(duckdb_path: str, sql: str) -> list[str]:
+    """First column of ``sql`` run on the destination file (e.g. a table another pipeline loaded)."""
+    if not Path(duckdb_path).exists():
+        raise FatalError(f"--task-ids-query runs on {duckdb_path}, which does not exist yet")
+    try:
+        with duckdb.connect(duckdb_path, read_only=True) as con:
+            rows = con.execute(sql).fetchall()
+    except duckdb.Error as exc:
+        raise FatalError(f"--task-ids-query failed: {str(exc).splitlines()[0]}") from None
+    return [str(row[0]) for row in rows if row and row[0] is not None]
+
+
+def check_destination(duckdb_path: str) -> None:
+    """Open the DuckDB file once, so an unwritable or busy destination stops us before any request."""
+    path = Path(duckdb_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        duckdb.connect(str(path)).close()
+    except (OSError, duckdb.Error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FatalError(f"cannot write the DuckDB file {duckdb_path}: {reason}") from None
+
+
+def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
+    """The dlt pipeline; ``dlt pipeline <name> info`` reads the same working folder."""
+    extra = {"progress": dlt.progress.log(10, sys.stderr)} if progress else {}
+    return dlt.pipeline(
+        pipeline_name=options.pipeline_name,
+        destination=dlt.destinations.duckdb(str(Path(options.duckdb_path).resolve())),
+        dataset_name=options.dataset,
+        pipelines_dir=options.pipelines_dir,
+        **extra,
+    )
+
+
+def after_load(pipeline: dlt.Pipeline) -> None:
+    """Post-load steps that derive relations from the loaded tables (history, views)."""
+
+
+def run(options: RunOptions) -> RunResult:
+    """Load followers per ``options``; raises FatalError (one line) when the run cannot go on."""
+    started = time.monotonic()
+    task_ids = collect_task_ids(options)
+    check_destination(options.duckdb_path)
+    progress = not options.quiet and sys.stderr.isatty()
+    pipeline = make_pipeline(options, progress)
+    with pipeline_lock(pipeline), fatal_errors_as_one_line():
+        completed_pending = False
+        if pipeline.has_pending_data:  # a killed run left extracted or normalized packages
+            pipeline.normalize()
+            pipeline.load()
+            after_load(pipeline)
+            completed_pending = True
+        stats = FetchStats()
+        source = feishu_tasks(
+            task_ids=task_ids, discover=options.discover, stats=stats, **options.source_args
+        )
+        info = pipeline.run(source)
+        after_load(pipeline)
+    return RunResult(options, stats, time.monotonic() - started, completed_pending, list(info.loads_ids))

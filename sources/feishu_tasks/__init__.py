@@ -1,0 +1,154 @@
+"""dlt source for Feishu / Lark task followers.
+
+Data path: task ids (given, or discovered by listing tasks) → ``fetcher`` (concurrent httpx
+client, paced under the quota) → ``followers`` (pages of one task) → ``rows`` (Arrow tables)
+→ the ``followers`` resource below, which loads four tables:
+
+- ``task_followers``: who follows each successfully fetched task now (merge on ``task_id``:
+  a fetch replaces that task's follower set, tasks not fetched are untouched);
+- ``task_followers__id_list``: the rare ``id_list`` of a follower, linked by ``_dlt_parent_id``;
+- ``task_fetch_status``: the latest outcome per task (ok, invalid_task, no_permission, failed);
+- ``tasks``: task objects, when ``discover`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import dlt
+from dlt.common.typing import TSecretStrValue
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.sources import DltResource
+
+from .client import FetchStats
+from .errors import FatalError
+from .fetcher import ClientSettings, DiscoveredTasks, FetchPlan, fetch_outcomes
+from .followers import TaskOutcome
+from .retry import RetryPolicy
+from .rows import TOMBSTONE, followers_table, id_list_table, status_table, task_row
+from .settings import (
+    DEFAULT_MAX_RPM,
+    DEFAULT_MAX_RPS,
+    FEISHU_BASE_URL,
+    LARK_BASE_URL,
+    STATUS_OK,
+    USER_ID_TYPES,
+)
+
+__all__ = ["feishu_tasks", "FatalError", "FetchStats", "FEISHU_BASE_URL", "LARK_BASE_URL"]
+
+_REPLACE_PER_TASK = {"disposition": "merge", "strategy": "delete-insert"}
+
+FOLLOWERS_HINTS = dlt.mark.make_hints(
+    table_name="task_followers",
+    write_disposition=_REPLACE_PER_TASK,
+    primary_key=("task_id", "follower_id"),
+    merge_key="task_id",
+    columns={TOMBSTONE: {"data_type": "bool", "hard_delete": True}},
+)
+ID_LIST_HINTS = dlt.mark.make_hints(
+    table_name="task_followers__id_list",
+    write_disposition=_REPLACE_PER_TASK,
+    primary_key=("task_id", "follower_id", "_dlt_list_idx"),
+    merge_key="task_id",
+    columns={TOMBSTONE: {"data_type": "bool", "hard_delete": True}},
+)
+STATUS_HINTS = dlt.mark.make_hints(
+    table_name="task_fetch_status",
+    write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+    primary_key="task_id",
+)
+TASKS_HINTS = dlt.mark.make_hints(
+    table_name="tasks",
+    write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+    primary_key="id",
+)
+
+
+@dlt.source(name="feishu_tasks")
+def feishu_tasks(
+    task_ids: Sequence[str] = (),
+    discover: bool = False,
+    discover_since: int | None = None,
+    base_url: str = FEISHU_BASE_URL,
+    app_id: str | None = None,
+    app_secret: TSecretStrValue | None = None,
+    user_access_token: TSecretStrValue | None = None,
+    user_id_type: str = "open_id",
+    concurrency: int = 16,
+    max_rps: float = DEFAULT_MAX_RPS,
+    max_rpm: float = DEFAULT_MAX_RPM,
+    timeout_seconds: float = 30.0,
+    max_attempts: int = 5,
+    backoff_base_seconds: float = 0.5,
+    stats: FetchStats | None = None,
+) -> DltResource:
+    """Followers of the given (and, with ``discover``, all visible) tasks.
+
+    Every argument can come from dlt config: ``[sources.feishu_tasks]`` in
+    ``.dlt/config.toml`` / ``.dlt/secrets.toml`` or env vars such as
+    ``SOURCES__FEISHU_TASKS__APP_ID``. ``max_rps`` / ``max_rpm`` of 0 switch pacing off.
+    """
+    # Arrow tables skip dlt's row normalizer, which is what adds `_dlt_load_id`; ask the Arrow
+    # path to add it too, so every table says which load wrote each row.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    if user_id_type not in USER_ID_TYPES:
+        raise FatalError(f"user_id_type must be one of {', '.join(USER_ID_TYPES)}, not {user_id_type!r}")
+    settings = ClientSettings(
+        base_url=base_url.rstrip("/"),
+        app_id=app_id,
+        app_secret=app_secret,
+        user_access_token=user_access_token,
+        concurrency=max(1, int(concurrency)),
+        max_rps=max_rps or None,
+        max_rpm=max_rpm or None,
+        timeout_seconds=timeout_seconds,
+        retry=RetryPolicy(max_attempts=max(1, int(max_attempts)), backoff_base_seconds=backoff_base_seconds),
+    )
+    plan = FetchPlan(list(task_ids), user_id_type, discover, discover_since)
+    return dlt.resource(
+        _load_items(plan, settings, stats or FetchStats()),
+        name="followers",
+        standalone=False,
+    )
+
+
+def _load_items(plan: FetchPlan, settings: ClientSettings, stats: FetchStats) -> Iterator[Any]:
+    """Arrow tables (and task dicts) marked with the table each one belongs to."""
+    for item in fetch_outcomes(plan, settings, stats):
+        if isinstance(item, DiscoveredTasks):
+            yield dlt.mark.with_hints(
+                [task_row(t) for t in item.tasks], TASKS_HINTS, create_table_variant=True
+            )
+            continue
+        for outcome in item:
+            stats.count_outcome(outcome.status, len(outcome.followers))
+        yield dlt.mark.with_hints(
+            followers_table(item, plan.user_id_type), FOLLOWERS_HINTS, create_table_variant=True
+        )
+        yield dlt.mark.with_hints(id_list_table(item), ID_LIST_HINTS, create_table_variant=True)
+        yield dlt.mark.with_hints(
+            status_table(item, plan.user_id_type, _previous_last_ok(item)),
+            STATUS_HINTS,
+            create_table_variant=True,
+        )
+
+
+def _previous_last_ok(outcomes: Sequence[TaskOutcome]) -> Mapping[str, datetime]:
+    """``last_ok_at`` already loaded for the tasks that failed now, so a failure keeps it."""
+    failed = [o.task_id for o in outcomes if o.status != STATUS_OK]
+    if not failed:
+        return {}
+    pipeline = dlt.current.pipeline()
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name("task_fetch_status")
+            placeholders = ", ".join(["%s"] * len(failed))
+            rows = client.execute_sql(
+                f"select task_id, last_ok_at from {table} where task_id in ({placeholders})", *failed
+            )
+    except DatabaseUndefinedRelation:  # first load into this dataset: nothing to keep
+        return {}
+    return {task_id: last_ok for task_id, last_ok in rows or () if last_ok is not None}

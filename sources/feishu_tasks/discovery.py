@@ -1,0 +1,26 @@
+"""Listing the tasks the token can see (``GET /open-apis/task/v1/tasks``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .client import FeishuClient
+from .errors import ApiError, FatalError, PaginationError, RetriesExhausted
+from .pagination import iter_pages
+from .settings import TASKS_PAGE_SIZE, TASKS_PATH
+
+
+async def iter_task_pages(
+    client: FeishuClient, user_id_type: str, start_create_time: int | None = None
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Task objects, a page at a time; a failure here leaves nothing to fetch, so it is fatal."""
+    params: dict[str, Any] = {"page_size": TASKS_PAGE_SIZE, "user_id_type": user_id_type}
+    if start_create_time is not None:
+        params["start_create_time"] = str(int(start_create_time))
+    try:
+        async for page in iter_pages(client, TASKS_PATH, params):
+            items = page.data.get("items")
+            yield [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+    except (ApiError, RetriesExhausted, PaginationError) as exc:
+        raise FatalError(f"listing tasks (--discover) failed: {exc}") from None

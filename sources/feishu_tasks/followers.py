@@ -1,0 +1,101 @@
+"""All followers of one task, and the outcome of trying to get them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from .client import FeishuClient
+from .errors import ApiError, PaginationError, RetriesExhausted
+from .pagination import iter_pages
+from .settings import (
+    CODE_INVALID_TASK,
+    CODE_NO_PERMISSION,
+    FOLLOWERS_PAGE_SIZE,
+    FOLLOWERS_PATH_TEMPLATE,
+    STATUS_FAILED,
+    STATUS_FORBIDDEN,
+    STATUS_INVALID,
+    STATUS_OK,
+)
+
+
+@dataclass
+class Follower:
+    """One item of the follower list: ``id`` and, rarely, an ``id_list``."""
+
+    id: str
+    id_list: list[str] | None = None
+
+
+@dataclass
+class TaskOutcome:
+    """What one task's fetch produced: its followers, or why there are none to load."""
+
+    task_id: str
+    status: str
+    fetched_at: datetime
+    followers: list[Follower] = field(default_factory=list)
+    pages: int = 0
+    error_code: int | None = None
+    error_msg: str | None = None
+    log_id: str | None = None
+
+
+def followers_path(task_id: str) -> str:
+    """The endpoint path; the id is percent-encoded even though it was validated."""
+    return FOLLOWERS_PATH_TEMPLATE.format(task_id=quote(task_id, safe=""))
+
+
+def invalid_outcome(task_id: str, reason: str) -> TaskOutcome:
+    """A task id rejected before any request was sent."""
+    return TaskOutcome(task_id, STATUS_INVALID, datetime.now(UTC), error_msg=reason)
+
+
+def _followers_of_page(items: object) -> list[Follower]:
+    followers = []
+    for item in items if isinstance(items, list) else []:
+        follower_id = item.get("id") if isinstance(item, dict) else None
+        if not follower_id:
+            continue
+        id_list = item.get("id_list")
+        followers.append(
+            Follower(str(follower_id), [str(x) for x in id_list] if isinstance(id_list, list) else None)
+        )
+    return followers
+
+
+async def fetch_task_followers(client: FeishuClient, task_id: str, user_id_type: str) -> TaskOutcome:
+    """Page through the task's followers; per-task errors become the outcome, fatal ones raise."""
+    started = datetime.now(UTC)
+    params = {"page_size": FOLLOWERS_PAGE_SIZE, "user_id_type": user_id_type}
+    outcome = TaskOutcome(task_id, STATUS_OK, started)
+    seen: set[str] = set()
+    try:
+        async for page in iter_pages(client, followers_path(task_id), params):
+            outcome.pages += 1
+            outcome.log_id = page.log_id
+            for follower in _followers_of_page(page.data.get("items")):
+                if follower.id not in seen:  # a follower listed twice is one follow
+                    seen.add(follower.id)
+                    outcome.followers.append(follower)
+    except ApiError as exc:
+        status = {CODE_INVALID_TASK: STATUS_INVALID, CODE_NO_PERMISSION: STATUS_FORBIDDEN}.get(
+            exc.code or 0, STATUS_FAILED
+        )
+        return _failed(outcome, status, exc.code, str(exc), exc.log_id)
+    except RetriesExhausted as exc:
+        return _failed(outcome, STATUS_FAILED, exc.code, str(exc), exc.log_id)
+    except PaginationError as exc:
+        return _failed(outcome, STATUS_FAILED, None, str(exc), exc.log_id)
+    return outcome
+
+
+def _failed(outcome: TaskOutcome, status: str, code: int | None, msg: str, log_id: str | None) -> TaskOutcome:
+    outcome.status = status
+    outcome.followers = []
+    outcome.error_code = code
+    outcome.error_msg = msg
+    outcome.log_id = log_id or outcome.log_id
+    return outcome

@@ -1,0 +1,56 @@
+"""Fixed facts about the Feishu / Lark Open Platform that the connector relies on.
+
+Everything here comes from ``shared/feishu-api.md``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+FEISHU_BASE_URL = "https://open.feishu.cn"
+LARK_BASE_URL = "https://open.larksuite.com"
+
+TENANT_TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
+TASKS_PATH = "/open-apis/task/v1/tasks"
+FOLLOWERS_PATH_TEMPLATE = "/open-apis/task/v1/tasks/{task_id}/followers"
+
+FOLLOWERS_PAGE_SIZE = 50  # the endpoint's maximum
+TASKS_PAGE_SIZE = 100  # the list-tasks endpoint's maximum
+
+USER_ID_TYPES = ("open_id", "union_id", "user_id")
+
+# Documented task v1 quota: 50 requests/second AND 1000 requests/minute per app and tenant.
+DEFAULT_MAX_RPS = 50.0
+DEFAULT_MAX_RPM = 1000.0
+
+# Token lifetime handling: refresh this many seconds before the token expires
+# (the official SDKs use 3 to 10 minutes), but never more than half of a short lifetime.
+TOKEN_REFRESH_MARGIN_SECONDS = 300.0
+
+# Business error codes (body ``code``; the HTTP status is not reliable for these).
+CODE_OK = 0
+CODE_RATE_LIMITED = 99991400
+CODE_TOKEN_MISSING = 99991661
+CODE_TENANT_TOKEN_INVALID = 99991663
+CODE_APP_TOKEN_INVALID = 99991664
+CODE_TOKEN_MALFORMED = 99991671
+CODE_USER_TOKEN_INVALID = 99991668
+CODE_USER_TOKEN_EXPIRED = 99991677
+CODE_WRONG_TOKEN_TYPE = 1470403
+CODE_INVALID_TASK = 1470602
+CODE_NO_PERMISSION = 1470432
+CODE_PAGE_SIZE_TOO_LARGE = 1470421
+CODE_BAD_PAGE_TOKEN = 1470422
+CODE_INTERNAL_ERROR = 1470605
+
+# A fresh token cures these when the token came from app credentials.
+TOKEN_REFRESHABLE_CODES = frozenset(
+    {CODE_TOKEN_MISSING, CODE_TENANT_TOKEN_INVALID, CODE_APP_TOKEN_INVALID, CODE_TOKEN_MALFORMED}
+)
+TOKEN_ERROR_CODES = TOKEN_REFRESHABLE_CODES | {CODE_USER_TOKEN_INVALID, CODE_USER_TOKEN_EXPIRED}
+TRANSIENT_CODES = frozenset({CODE_INTERNAL_ERROR})
+
+# Outcomes recorded per task in ``task_fetch_status.status``.
+STATUS_OK = "ok"
+STATUS_INVALID = "invalid_task"
+STATUS_FORBIDDEN = "no_permission"
+STATUS_FAILED = "failed"
+STATUSES = (STATUS_OK, STATUS_INVALID, STATUS_FORBIDDEN, STATUS_FAILED)

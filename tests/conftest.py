@@ -1,0 +1,113 @@
+"""Shared fixtures: a simulated tenant on loopback and a loader that runs the real pipeline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines.options import RunOptions
+from pipelines.run import RunResult, run
+from sources.feishu_simulator import Faults, Simulator, World
+
+REPO = Path(__file__).resolve().parents[1]
+APP_ID = "cli_test_app"
+APP_SECRET = "test-secret-9f2c41d7e0"
+USER_TOKEN = "u-test-user-token-5be1"
+DATASET = "feishu_tasks"
+
+
+@pytest.fixture
+def world() -> World:
+    return World.generate(tasks=40, seed=11)
+
+
+@pytest.fixture
+def sim(world: World):
+    with Simulator(
+        world, faults=Faults(), app_id=APP_ID, app_secret=APP_SECRET, user_tokens={USER_TOKEN}
+    ) as s:
+        yield s
+
+
+class Loader:
+    """Runs the pipeline in-process against the simulator and reads back the DuckDB tables."""
+
+    def __init__(self, sim: Simulator, tmp_path: Path) -> None:
+        self.sim = sim
+        self.duckdb = tmp_path / "followers.duckdb"
+        self.pipelines_dir = tmp_path / "pipelines"
+
+    def options(
+        self, task_ids: list[str] | tuple[str, ...] = (), discover: bool = False, **source_args: Any
+    ) -> RunOptions:
+        args = {
+            "base_url": self.sim.base_url,
+            "app_id": APP_ID,
+            "app_secret": APP_SECRET,
+            "backoff_base_seconds": 0.01,
+        }
+        args.update(source_args)
+        for key in [k for k, v in args.items() if v is None]:
+            del args[key]
+        return RunOptions(
+            task_ids=list(task_ids),
+            discover=discover,
+            duckdb_path=str(self.duckdb),
+            pipelines_dir=str(self.pipelines_dir),
+            quiet=True,
+            source_args=args,
+        )
+
+    def run(
+        self, task_ids: list[str] | tuple[str, ...] = (), discover: bool = False, **source_args: Any
+    ) -> RunResult:
+        return run(self.options(task_ids, discover, **source_args))
+
+    def query(self, sql: str) -> list[tuple]:
+        with duckdb.connect(str(self.duckdb), read_only=True) as con:
+            return con.execute(sql).fetchall()
+
+    def followers(self) -> dict[str, set[str]]:
+        current: dict[str, set[str]] = defaultdict(set)
+        for task_id, follower_id in self.query(f"select task_id, follower_id from {DATASET}.task_followers"):
+            current[task_id].add(follower_id)
+        return dict(current)
+
+    def statuses(self) -> dict[str, str]:
+        return dict(self.query(f"select task_id, status from {DATASET}.task_fetch_status"))
+
+
+@pytest.fixture
+def loader(sim: Simulator, tmp_path: Path) -> Loader:
+    return Loader(sim, tmp_path)
+
+
+def truth(world: World, task_ids: list[str], user_id_type: str = "open_id") -> dict[str, set[str]]:
+    """What task_followers must hold for these tasks (tasks without followers have no rows)."""
+    expected = {task_id: set(world.followers(task_id, user_id_type)) for task_id in task_ids}
+    return {task_id: ids for task_id, ids in expected.items() if ids}
+
+
+def cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run ``feishu-followers`` as a user would, in a fresh process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    full_env["PYTHONPATH"] = str(REPO)
+    full_env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,167 @@
+"""The command line as a user meets it: exit codes, one-line fatal errors, no leaked secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.run import run
+from sources.feishu_simulator import Simulator, World
+from sources.feishu_tasks.errors import FatalError
+
+from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, truth
+
+
+def creds(sim: Simulator, secret: str = APP_SECRET) -> dict[str, str]:
+    return {
+        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__APP_SECRET": secret,
+        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
+    }
+
+
+def run_args(tmp_path: Path) -> list[str]:
+    return ["run", "--duckdb", str(tmp_path / "out.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+
+
+def test_cli_run_with_file_and_query_inputs_and_dlt_info(
+    sim: Simulator, world: World, tmp_path: Path
+) -> None:
+    ids = world.task_ids()
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("# tasks to load\n\n" + "\n".join(ids[:10]) + f"\n{ids[10]}  # trailing comment\n")
+    done = cli(
+        [*run_args(tmp_path), "--task-ids-file", str(ids_file), "--task-id", ids[11]], tmp_path, creds(sim)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tasks: 12 (ok 12" in done.stdout
+    assert "followers loaded:" in done.stdout and "requests:" in done.stdout
+    # another pipeline's table can feed the ids
+    with duckdb.connect(str(tmp_path / "out.duckdb")) as con:
+        con.execute("create table wanted as select unnest(?::varchar[]) as id", [ids[12:20]])
+    done = cli(
+        [*run_args(tmp_path), "--task-ids-query", "select id from wanted", "--quiet"], tmp_path, creds(sim)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        loaded = {r[0] for r in con.execute(f"select task_id from {DATASET}.task_fetch_status").fetchall()}
+    assert loaded == set(ids[:20])
+    dlt_command = Path(sys.executable).parent / "dlt"  # dlt's console script, beside this Python
+    shown = subprocess.run(
+        [str(dlt_command), "pipeline", "--pipelines-dir", str(tmp_path / "p"), "feishu_tasks", "info"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "feishu_tasks" in shown.stdout and "followers" in shown.stdout, shown.stdout
+
+
+def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Path) -> None:
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        f'[sources.feishu_tasks]\nbase_url = "{sim.base_url}"\nduckdb = "from_config.duckdb"\n'
+        f'dataset = "configured"\nuser_id_type = "union_id"\npipelines_dir = "{tmp_path / "p"}"\n'
+    )
+    (tmp_path / ".dlt" / "secrets.toml").write_text(
+        f'[sources.feishu_tasks]\napp_id = "{APP_ID}"\napp_secret = "{APP_SECRET}"\n'
+    )
+    task = world.task_ids()[2]
+    done = cli(["run", "--task-id", task], tmp_path)
+    assert done.returncode == 0, done.stderr
+    with duckdb.connect(str(tmp_path / "from_config.duckdb"), read_only=True) as con:
+        got = {r[0] for r in con.execute("select follower_id from configured.task_followers").fetchall()}
+    assert got == set(world.followers(task, "union_id"))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bad_credentials",
+        "wrong_token_type",
+        "bad_user_token",
+        "no_ids",
+        "unwritable",
+        "not_json",
+        "no_credentials",
+    ],
+)
+def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_path: Path, case: str) -> None:
+    env = creds(sim, secret="wrong-secret-3141" if case == "bad_credentials" else APP_SECRET)
+    args = [*run_args(tmp_path), "--task-id", world.task_ids()[0]]
+    if case == "wrong_token_type":
+        sim.faults.tenant_token_prefix = "a-"
+    elif case == "bad_user_token":
+        env = {
+            "SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN": "u-expired-or-revoked",
+            "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
+        }
+    elif case == "no_credentials":
+        env = {"SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url}
+    elif case == "no_ids":
+        args = run_args(tmp_path)
+    elif case == "unwritable":
+        (tmp_path / "a_file").write_text("x")
+        args = ["run", "--duckdb", str(tmp_path / "a_file" / "out.duckdb"), "--task-id", world.task_ids()[0]]
+    elif case == "not_json":
+        env["SOURCES__FEISHU_TASKS__BASE_URL"] = sim.base_url + "/wrong-prefix"
+    done = cli(args, tmp_path, env)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("feishu-followers: error: ")
+    expected = {
+        "bad_credentials": APP_ID,
+        "wrong_token_type": "neither a user nor a tenant token",
+        "bad_user_token": "user access token",
+        "no_ids": "no task ids given",
+        "unwritable": "cannot write the DuckDB file",
+        "not_json": "without a JSON body",
+        "no_credentials": "no credentials",
+    }[case]
+    assert expected in lines[0]
+    assert "wrong-secret-3141" not in done.stderr + done.stdout
+    assert APP_SECRET not in done.stderr + done.stdout
+
+
+def test_fatal_error_keeps_previously_loaded_data(loader: Loader, world: World) -> None:
+    ids = world.task_ids()[:8]
+    loader.run(ids)
+    before = loader.followers()
+    options = loader.options(ids, app_secret="not-the-secret")
+    with pytest.raises(FatalError):
+        run(options)
+    assert loader.followers() == before == truth(world, ids)
+
+
+def test_no_secret_or_token_leaks(sim: Simulator, world: World, tmp_path: Path) -> None:
+    """Neither the app secret nor any issued token appears in output, dlt's files or the tables."""
+    sim.faults.error_500_fraction = 0.1
+    ids = world.task_ids()[:10] + ["00000000-0000-4000-8000-000000000000"]
+    args = [*run_args(tmp_path), *sum((["--task-id", t] for t in ids), [])]
+    done = cli(args, tmp_path, creds(sim))
+    assert done.returncode == 0, done.stderr
+    sim.expire_tokens()  # a failing run must not leak either: the refresh is refused next
+    failed = cli(args, tmp_path, creds(sim, secret=APP_SECRET + "-wrong"))
+    assert failed.returncode == 1
+    issued = sim.tokens.issued_tokens()
+    assert issued
+    haystack = done.stdout + done.stderr + failed.stdout + failed.stderr
+    for path in (tmp_path / "p").rglob("*"):  # dlt's state, schemas, trace and load packages
+        if path.is_file():
+            haystack += path.read_bytes().decode("utf-8", "replace")
+    with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
+        for (table,) in con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables"
+        ).fetchall():
+            haystack += str(con.execute(f"select * from {table}").fetchall())
+    assert APP_SECRET not in haystack
+    for token in issued:
+        assert token not in haystack
+    assert USER_TOKEN not in haystack
