@@ -32,8 +32,9 @@ class _Window:
 class PacingLimiter:
     """Async limiter shared by every request of a run; ``None`` or 0 disables a window.
 
-    ``headroom`` keeps a small margin below the quota, since the server counts arrival times
-    and network jitter moves them a little away from our send times.
+    The server counts arrival times, and network and scheduling jitter move them a little
+    away from our send times; ``headroom`` (a share of the limit) and ``slack_seconds`` (added
+    to each window's span) keep us clear of that.
     """
 
     def __init__(
@@ -41,13 +42,18 @@ class PacingLimiter:
         max_rps: float | None,
         max_rpm: float | None,
         headroom: float = 0.98,
+        slack_seconds: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
         self._headroom = headroom
-        self._second = _Window(max_rps * headroom, 1.0) if max_rps else None
-        self._minute = _Window(max_rpm * headroom, 60.0) if max_rpm else None
+        self._slack = slack_seconds
+        self._second = self._window(max_rps, 1.0) if max_rps else None
+        self._minute = self._window(max_rpm, 60.0) if max_rpm else None
         self._paused_until = 0.0
+
+    def _window(self, limit: float, span: float) -> _Window:
+        return _Window(limit * self._headroom, span + self._slack)
 
     @property
     def windows(self) -> list[_Window]:
@@ -79,6 +85,6 @@ class PacingLimiter:
             return
         if reset_seconds is not None and reset_seconds > 1.5:
             if self._minute is None or self._minute.limit > server_limit * self._headroom:
-                self._minute = _Window(server_limit * self._headroom, 60.0)
+                self._minute = self._window(server_limit, 60.0)
         elif self._second is None or self._second.limit > server_limit * self._headroom:
-            self._second = _Window(server_limit * self._headroom, 1.0)
+            self._second = self._window(server_limit, 1.0)
