@@ -33,6 +33,28 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="list the tasks the app can see and load them too",
     )
+    sched = parser.add_argument_group("scheduling")
+    sched.add_argument(
+        "--full-refresh", action="store_true", help="--discover lists every task, not only new ones"
+    )
+    sched.add_argument(
+        "--discover-lookback",
+        metavar="DURATION",
+        help="re-list tasks created this long before the newest update seen (default 1d)",
+    )
+    sched.add_argument(
+        "--stale-after",
+        metavar="DURATION",
+        help="also re-fetch known tasks whose last successful fetch is older (e.g. 6h), oldest first",
+    )
+    sched.add_argument(
+        "--max-requests", type=int, metavar="N", help="cap the run's API calls; the rest waits for later runs"
+    )
+    sched.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the tasks a run would fetch and their requests; fetch nothing",
+    )
     api = parser.add_argument_group("API")
     host = api.add_mutually_exclusive_group()
     host.add_argument("--base-url", help="API host (default https://open.feishu.cn)")
@@ -93,11 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from .options import RunOptions
     from .run import run
-    from .summary import format_summary
+    from .summary import format_dry_run, format_summary
 
     options = RunOptions.resolve(vars(args))
     result = run(options)
-    if not options.quiet:
+    if options.dry_run:
+        print(format_dry_run(result))
+    elif not options.quiet:
         print(format_summary(result))
     return 0
 

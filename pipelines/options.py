@@ -8,9 +8,12 @@ scheduled job can be configured without flags.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import dlt
+
+from .selection import parse_duration
 
 SECTION = "sources.feishu_tasks"
 
@@ -43,6 +46,10 @@ class RunOptions:
     pipeline_name: str = "feishu_tasks"
     pipelines_dir: str | None = None
     quiet: bool = False
+    full_refresh: bool = False
+    stale_after: timedelta | None = None
+    max_requests: int | None = None
+    dry_run: bool = False
     source_args: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -56,6 +63,12 @@ class RunOptions:
         for extra in ("app_id", "app_secret", "user_access_token"):
             if flags.get(extra) is not None:  # only the demo passes these (its own fake app)
                 source_args[extra] = flags[extra]
+        if flags.get("discover_lookback") is not None:
+            source_args["discover_lookback_seconds"] = int(
+                parse_duration(flags["discover_lookback"]).total_seconds()
+            )
+        stale_after = pick("stale_after", None)
+        max_requests = pick("max_requests", None)
         return cls(
             task_ids=list(flags.get("task_ids") or []),
             task_ids_file=flags.get("task_ids_file"),
@@ -66,5 +79,9 @@ class RunOptions:
             pipeline_name=str(pick("pipeline_name", cls.pipeline_name)),
             pipelines_dir=pick("pipelines_dir", None),
             quiet=bool(flags.get("quiet")) or bool(from_config("quiet", False)),
+            full_refresh=bool(flags.get("full_refresh")),
+            stale_after=parse_duration(stale_after) if stale_after is not None else None,
+            max_requests=int(max_requests) if max_requests is not None else None,
+            dry_run=bool(flags.get("dry_run")),
             source_args=source_args,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dlt
@@ -19,8 +19,10 @@ from sources.feishu_tasks.errors import FatalError
 from sources.feishu_tasks.task_ids import read_task_ids_file
 
 from .errors import fatal_errors_as_one_line
+from .history import apply_history
 from .lock import pipeline_lock
 from .options import RunOptions
+from .selection import count_stale, estimated_requests, stale_task_ids
 
 
 @dataclass
@@ -31,7 +33,9 @@ class RunResult:
     stats: FetchStats
     elapsed_seconds: float
     completed_pending: bool
-    load_ids: list[str]
+    load_ids: list[str] = field(default_factory=list)
+    stale_after_run: int | None = None
+    planned_requests: dict[str, int] = field(default_factory=dict)  # dry run: task → requests
 
 
 def collect_task_ids(options: RunOptions) -> list[str]:
@@ -44,8 +48,10 @@ def collect_task_ids(options: RunOptions) -> list[str]:
             raise FatalError(f"cannot read --task-ids-file {options.task_ids_file}: {exc.strerror}") from None
     if options.task_ids_query:
         ids += query_task_ids(options.duckdb_path, options.task_ids_query)
-    if not ids and not options.discover:
-        raise FatalError("no task ids given: use --task-id, --task-ids-file, --task-ids-query or --discover")
+    if not ids and not options.discover and options.stale_after is None:
+        raise FatalError(
+            "no task ids given: use --task-id, --task-ids-file, --task-ids-query, --discover or --stale-after"
+        )
     return ids
 
 
@@ -85,7 +91,21 @@ def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
 
 
 def after_load(pipeline: dlt.Pipeline) -> None:
-    """Post-load steps that derive relations from the loaded tables (history, views)."""
+    """Post-load steps that derive relations from the loaded tables; each one is idempotent."""
+    apply_history(pipeline)
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> bool:
+    """Complete what a killed run left: its load packages first, then its post-load steps.
+
+    dlt's ``run()`` would load pending packages and then skip the new data, so we do it here.
+    """
+    pending = pipeline.has_pending_data
+    if pending:
+        pipeline.normalize()
+        pipeline.load()
+    after_load(pipeline)
+    return pending
 
 
 def run(options: RunOptions) -> RunResult:
@@ -93,19 +113,33 @@ def run(options: RunOptions) -> RunResult:
     started = time.monotonic()
     task_ids = collect_task_ids(options)
     check_destination(options.duckdb_path)
-    progress = not options.quiet and sys.stderr.isatty()
+    progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
     pipeline = make_pipeline(options, progress)
     with pipeline_lock(pipeline), fatal_errors_as_one_line():
-        completed_pending = False
-        if pipeline.has_pending_data:  # a killed run left extracted or normalized packages
-            pipeline.normalize()
-            pipeline.load()
-            after_load(pipeline)
-            completed_pending = True
+        completed_pending = finish_pending(pipeline)
+        sweep = stale_task_ids(pipeline, options.stale_after) if options.stale_after is not None else []
         stats = FetchStats()
         source = feishu_tasks(
-            task_ids=task_ids, discover=options.discover, stats=stats, **options.source_args
+            task_ids=task_ids,
+            discover=options.discover,
+            full_refresh=options.full_refresh,
+            sweep_task_ids=sweep,
+            max_requests=options.max_requests,
+            expected_pages=estimated_requests(pipeline, sweep) if options.max_requests else None,
+            dry_run=options.dry_run,
+            stats=stats,
+            **options.source_args,
         )
-        info = pipeline.run(source)
-        after_load(pipeline)
-    return RunResult(options, stats, time.monotonic() - started, completed_pending, list(info.loads_ids))
+        result = RunResult(options, stats, 0.0, completed_pending)
+        if options.dry_run:
+            pipeline.activate()  # the resource reads the discovery cursor from dlt state
+            for _ in source.resources["followers"]:
+                pass  # invalid ids arrive as items; nothing is loaded
+            result.planned_requests = estimated_requests(pipeline, [task for task, _ in stats.planned])
+        else:
+            result.load_ids = list(pipeline.run(source).loads_ids)
+            after_load(pipeline)
+        if options.stale_after is not None:
+            result.stale_after_run = count_stale(pipeline, options.stale_after)
+    result.elapsed_seconds = time.monotonic() - started
+    return result

@@ -24,7 +24,7 @@ from dlt.sources import DltResource
 
 from .client import FetchStats
 from .errors import FatalError
-from .fetcher import ClientSettings, DiscoveredTasks, FetchPlan, fetch_outcomes
+from .fetcher import ClientSettings, DiscoveredTasks, DiscoveryDone, FetchPlan, fetch_outcomes
 from .followers import TaskOutcome
 from .retry import RetryPolicy
 from .rows import TOMBSTONE, followers_table, id_list_table, status_table, task_row
@@ -71,7 +71,12 @@ TASKS_HINTS = dlt.mark.make_hints(
 def feishu_tasks(
     task_ids: Sequence[str] = (),
     discover: bool = False,
-    discover_since: int | None = None,
+    discover_lookback_seconds: int = 86_400,
+    full_refresh: bool = False,
+    sweep_task_ids: Sequence[str] = (),
+    max_requests: int | None = None,
+    expected_pages: Mapping[str, int] | None = None,
+    dry_run: bool = False,
     base_url: str = FEISHU_BASE_URL,
     app_id: str | None = None,
     app_secret: TSecretStrValue | None = None,
@@ -86,6 +91,13 @@ def feishu_tasks(
     stats: FetchStats | None = None,
 ) -> DltResource:
     """Followers of the given (and, with ``discover``, all visible) tasks.
+
+    ``discover`` is incremental: it remembers (in dlt state) the newest task ``update_time``
+    it saw and next time lists only tasks created from ``discover_lookback_seconds`` before
+    that (the list endpoint filters on create time only); ``full_refresh`` lists everything.
+    ``sweep_task_ids`` are fetched after the others, ``max_requests`` caps the run's API
+    calls (a task starts while its ``expected_pages``, 1 by default, fit), and ``dry_run``
+    lists the tasks the run would fetch in ``stats.planned``.
 
     Every argument can come from dlt config: ``[sources.feishu_tasks]`` in
     ``.dlt/config.toml`` / ``.dlt/secrets.toml`` or env vars such as
@@ -107,17 +119,35 @@ def feishu_tasks(
         timeout_seconds=timeout_seconds,
         retry=RetryPolicy(max_attempts=max(1, int(max_attempts)), backoff_base_seconds=backoff_base_seconds),
     )
-    plan = FetchPlan(list(task_ids), user_id_type, discover, discover_since)
+    plan = FetchPlan(
+        list(task_ids),
+        user_id_type,
+        discover=discover,
+        sweep_task_ids=list(sweep_task_ids),
+        max_requests=max_requests,
+        expected_pages=dict(expected_pages or {}),
+        dry_run=dry_run,
+    )
     return dlt.resource(
-        _load_items(plan, settings, stats or FetchStats()),
+        _load_items(plan, settings, stats or FetchStats(), discover_lookback_seconds, full_refresh),
         name="followers",
         standalone=False,
     )
 
 
-def _load_items(plan: FetchPlan, settings: ClientSettings, stats: FetchStats) -> Iterator[Any]:
+def _load_items(
+    plan: FetchPlan, settings: ClientSettings, stats: FetchStats, lookback_seconds: int, full_refresh: bool
+) -> Iterator[Any]:
     """Arrow tables (and task dicts) marked with the table each one belongs to."""
+    cursor = dlt.current.resource_state().setdefault("discover", {})
+    if plan.discover and not full_refresh and cursor.get("max_update_time"):
+        plan.discover_since = max(0, int(cursor["max_update_time"]) - int(lookback_seconds))
     for item in fetch_outcomes(plan, settings, stats):
+        if isinstance(item, DiscoveryDone):
+            # advance only after a complete listing: a cut-short one may have missed tasks
+            if item.complete and item.max_update_time and not plan.dry_run:
+                cursor["max_update_time"] = max(int(cursor.get("max_update_time", 0)), item.max_update_time)
+            continue
         if isinstance(item, DiscoveredTasks):
             yield dlt.mark.with_hints(
                 [task_row(t) for t in item.tasks], TASKS_HINTS, create_table_variant=True

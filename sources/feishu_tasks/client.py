@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from .auth import TokenSource
-from .errors import ApiError, FatalError, RetriesExhausted
+from .errors import ApiError, BudgetExhausted, FatalError, RetriesExhausted
 from .ratelimit import PacingLimiter
 from .retry import RetryPolicy
 from .settings import (
@@ -33,6 +33,9 @@ class FetchStats:
 
     tasks_by_status: dict[str, int] = field(default_factory=dict)
     followers: int = 0
+    skipped_by_budget: int = 0
+    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: (task_id, reason)
+    sent: int = 0
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
@@ -66,7 +69,9 @@ class FeishuClient:
         limiter: PacingLimiter,
         retry: RetryPolicy,
         stats: FetchStats | None = None,
+        max_requests: int | None = None,
     ) -> None:
+        self.max_requests = max_requests
         self.http = http
         self.tokens = tokens
         self.limiter = limiter
@@ -80,6 +85,9 @@ class FeishuClient:
         token_replayed = False
         last_error, last_code, last_log_id = "", None, None
         while True:
+            if self.max_requests is not None and self.stats.sent >= self.max_requests:
+                raise BudgetExhausted()
+            self.stats.sent += 1  # counted before any await, so concurrent requests cannot overshoot
             await self.limiter.acquire()
             token = await self.tokens.get()
             try:

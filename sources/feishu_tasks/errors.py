@@ -47,3 +47,7 @@ class PaginationError(Exception):
 
     def __str__(self) -> str:
         return self.msg
+
+
+class BudgetExhausted(Exception):
+    """The run's ``max_requests`` cap is reached: what is left waits for a later run."""

@@ -21,7 +21,7 @@ import httpx
 from .auth import TenantToken, TokenSource, UserToken
 from .client import FeishuClient, FetchStats
 from .discovery import iter_task_pages
-from .errors import FatalError
+from .errors import BudgetExhausted, FatalError
 from .followers import TaskOutcome, fetch_task_followers, invalid_outcome
 from .ratelimit import PacingLimiter
 from .retry import RetryPolicy
@@ -48,12 +48,21 @@ class ClientSettings:
 
 @dataclass
 class FetchPlan:
-    """Which tasks to fetch and how."""
+    """Which tasks to fetch and how.
+
+    Order of work: ``task_ids`` as given, then tasks found by ``discover``, then the
+    ``sweep_task_ids`` (oldest first); with ``max_requests`` the tail of that order waits for
+    a later run. ``dry_run`` lists the tasks instead of fetching their followers.
+    """
 
     task_ids: Iterable[str]
     user_id_type: str = "open_id"
     discover: bool = False
     discover_since: int | None = None
+    sweep_task_ids: Iterable[str] = ()
+    max_requests: int | None = None
+    expected_pages: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
     batch_rows: int = 20_000
 
 
@@ -64,8 +73,18 @@ class DiscoveredTasks:
     tasks: list[dict[str, Any]]
 
 
+@dataclass
+class DiscoveryDone:
+    """End of the task listing: the newest ``update_time`` seen, and whether it ran to the end."""
+
+    max_update_time: int | None
+    complete: bool
+
+
 @asynccontextmanager
-async def open_client(settings: ClientSettings, stats: FetchStats) -> AsyncIterator[FeishuClient]:
+async def open_client(
+    settings: ClientSettings, stats: FetchStats, max_requests: int | None = None
+) -> AsyncIterator[FeishuClient]:
     """An httpx client sized for the concurrency, with the right token source."""
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
@@ -84,7 +103,7 @@ async def open_client(settings: ClientSettings, stats: FetchStats) -> AsyncItera
                 "(or SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN), or put them in .dlt/secrets.toml"
             )
         limiter = PacingLimiter(settings.max_rps, settings.max_rpm)
-        yield FeishuClient(http, tokens, limiter, settings.retry, stats)
+        yield FeishuClient(http, tokens, limiter, settings.retry, stats, max_requests)
 
 
 class _Failed:
@@ -97,7 +116,7 @@ _DONE = object()
 
 def fetch_outcomes(
     plan: FetchPlan, settings: ClientSettings, stats: FetchStats
-) -> Iterator[list[TaskOutcome] | DiscoveredTasks]:
+) -> Iterator[list[TaskOutcome] | DiscoveredTasks | DiscoveryDone]:
     """Batches of outcomes (and discovered task pages) as the background loop produces them."""
     handoff: queue.Queue[Any] = queue.Queue(maxsize=4)
     stop = threading.Event()
@@ -125,6 +144,40 @@ def fetch_outcomes(
         thread.join()
 
 
+class _Admission:
+    """Starts a task only if its expected pages still fit under ``max_requests``.
+
+    Tasks are admitted in order (oldest stale task first): once one does not fit, no later
+    one starts, so the next run begins with it and a big task is never starved by small ones.
+    The client's hard cap still stops any task that needs more pages than expected.
+    """
+
+    def __init__(self, max_requests: int | None, expected_pages: dict[str, int]) -> None:
+        self.max_requests = max_requests
+        self.expected_pages = expected_pages
+        self.listing_requests = 0
+        self.reserved = 0
+        self.closed = False
+
+    def admit(self, task_id: str) -> bool:
+        if self.max_requests is None:
+            return True
+        cost = self.expected_pages.get(task_id, 1)
+        first = self.reserved == 0  # a task bigger than the whole cap still gets its turn
+        if self.closed or (not first and self.listing_requests + self.reserved + cost > self.max_requests):
+            self.closed = True
+            return False
+        self.reserved += cost
+        return True
+
+
+def _int_or_zero(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
 def _first_cause(exc: BaseException) -> BaseException:
     """The FatalError inside a TaskGroup's ExceptionGroup, else the first leaf exception."""
     while isinstance(exc, BaseExceptionGroup):
@@ -142,7 +195,7 @@ async def _produce(
 ) -> None:
     batch: list[TaskOutcome] = []
     batch_rows = 0
-    pending_ids: asyncio.Queue[str | None] = asyncio.Queue(maxsize=settings.concurrency * 4)
+    pending_ids: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=settings.concurrency * 4)
 
     async def emit(item: Any) -> None:
         await asyncio.to_thread(handoff.put, item)
@@ -155,34 +208,65 @@ async def _produce(
             full, batch, batch_rows = batch, [], 0
             await emit(full)
 
-    async with open_client(settings, stats) as client:
+    async with open_client(settings, stats, plan.max_requests) as client:
+        seen: set[str] = set()
+        budget = _Admission(plan.max_requests, plan.expected_pages)
+
+        async def enqueue(task_id: str, reason: str) -> None:
+            if task_id not in seen:
+                seen.add(task_id)
+                await pending_ids.put((task_id, reason))
+
+        async def discover() -> None:
+            newest: int | None = None
+            try:
+                async for tasks in iter_task_pages(client, plan.user_id_type, plan.discover_since):
+                    if stop.is_set():
+                        await emit(DiscoveryDone(newest, complete=False))
+                        return
+                    budget.listing_requests += 1
+                    if not plan.dry_run:
+                        await emit(DiscoveredTasks(tasks))
+                    for task in tasks:
+                        newest = max(newest or 0, _int_or_zero(task.get("update_time")))
+                        if task_id := normalize_task_id(str(task.get("id", ""))):
+                            await enqueue(task_id, "discovered")
+            except BudgetExhausted:
+                await emit(DiscoveryDone(newest, complete=False))
+                return
+            await emit(DiscoveryDone(newest, complete=True))
 
         async def feed() -> None:
-            seen: set[str] = set()
             for raw in unique_in_order(plan.task_ids):
                 task_id = normalize_task_id(raw)
                 if task_id is None:
                     await add(invalid_outcome(raw[:200], "not a task id: a UUID was expected"))
-                elif task_id not in seen:
-                    seen.add(task_id)
-                    await pending_ids.put(task_id)
+                else:
+                    await enqueue(task_id, "given")
             if plan.discover:
-                async for tasks in iter_task_pages(client, plan.user_id_type, plan.discover_since):
-                    if stop.is_set():
-                        break
-                    await emit(DiscoveredTasks(tasks))
-                    for task in tasks:
-                        task_id = normalize_task_id(str(task.get("id", "")))
-                        if task_id and task_id not in seen:
-                            seen.add(task_id)
-                            await pending_ids.put(task_id)
+                await discover()
+            for task_id in plan.sweep_task_ids:
+                await enqueue(task_id, "stale")
             for _ in range(settings.concurrency):
                 await pending_ids.put(None)
 
         async def work() -> None:
-            while (task_id := await pending_ids.get()) is not None:
-                if not stop.is_set():  # once stopped, only drain the queue so feed() can finish
-                    await add(await fetch_task_followers(client, task_id, plan.user_id_type))
+            while (item := await pending_ids.get()) is not None:
+                task_id, reason = item
+                if stop.is_set():  # only drain the queue so feed() can finish
+                    continue
+                if plan.dry_run:
+                    stats.planned.append((task_id, reason))
+                    continue
+                if not budget.admit(task_id):
+                    stats.skipped_by_budget += 1
+                    continue
+                try:
+                    outcome = await fetch_task_followers(client, task_id, plan.user_id_type)
+                except BudgetExhausted:  # left for a later run: no outcome, no status row
+                    stats.skipped_by_budget += 1
+                    continue
+                await add(outcome)
 
         async with asyncio.TaskGroup() as group:
             group.create_task(feed())

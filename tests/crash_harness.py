@@ -1,0 +1,64 @@
+"""Runs ``feishu-followers`` and SIGKILLs it at a chosen point (for tests/test_crash.py).
+
+Usage: python tests/crash_harness.py POINT run [flags...]. The points are real places in the
+pipeline's path; the process dies exactly as a machine that is killed would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_on_call(owner: Any, name: str, nth: int = 1, when: Any = None) -> None:
+    """Replace ``owner.name`` so that its ``nth`` matching call kills the process."""
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if when is None or when(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] >= nth:
+                die()
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def arm(point: str) -> None:
+    if point == "extract":  # in the middle of extraction: first batch handed to dlt
+        import sources.feishu_tasks as source
+
+        kill_on_call(source, "status_table")
+    elif point == "normalize":  # after the first extracted file was normalized
+        from dlt.normalize.items_normalizers.arrow import ArrowItemsNormalizer
+
+        kill_on_call(ArrowItemsNormalizer, "__call__", nth=2)
+    elif point == "load":  # staging tables loaded, merge into the final tables about to run
+        from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+
+        kill_on_call(
+            DuckDbSqlClient, "execute_sql", when=lambda self, sql, *a, **k: "delete from" in str(sql).lower()
+        )
+    elif point == "history":  # the load is complete, its history not yet applied
+        import pipelines.history as history
+
+        kill_on_call(history, "_apply_load")
+    else:
+        raise SystemExit(f"unknown point {point}")
+
+
+if __name__ == "__main__":
+    arm(sys.argv[1])
+    from pipelines.cli import main
+
+    sys.exit(main(sys.argv[2:]))

@@ -1,0 +1,64 @@
+"""SIGKILL at any stage, then a plain re-run: exact tables, intact history."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sources.feishu_simulator import World
+
+from .conftest import APP_ID, APP_SECRET, DATASET, REPO, Loader, truth
+from .test_history import assert_open_intervals_match_current
+
+
+@pytest.mark.parametrize("point", ["extract", "normalize", "load", "history"])
+def test_killed_run_then_plain_rerun_is_exact(
+    loader: Loader, world: World, tmp_path: Path, point: str
+) -> None:
+    ids = world.task_ids()
+    loader.run(ids)
+    changed = [t for t in ids if len(world.followers(t)) >= 2][:3]
+    world.add_follower(changed[0])
+    gone = world.followers(changed[1])[0]
+    world.remove_follower(changed[1], gone)
+    world.remove_all_followers(changed[2])
+
+    args = ["run", "--duckdb", str(loader.duckdb), "--pipelines-dir", str(loader.pipelines_dir), "--quiet"]
+    args += sum((["--task-id", t] for t in ids), [])
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO),
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
+        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
+    }
+    killed = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "crash_harness.py"), point, *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+    result = loader.run(ids)  # a plain re-run
+    assert result.completed_pending == (point in ("normalize", "load"))
+    assert loader.followers() == truth(world, ids)
+    assert loader.query(
+        f"select count(*) - count(distinct (task_id, follower_id)) from {DATASET}.task_followers"
+    ) == [(0,)]
+    assert loader.query(f"select count(*) from {DATASET}.task_fetch_status") == [(len(ids),)]
+    assert_open_intervals_match_current(loader)
+    closed = loader.query(
+        f"select count(*) from {DATASET}.task_follower_history "
+        f"where task_id = '{changed[1]}' and follower_id = '{gone}' and valid_to is not null"
+    )
+    assert closed == [(1,)]
+    applied = loader.query(f"select count(*) from {DATASET}._feishu_history_loads")
+    assert applied == loader.query(f"select count(*) from {DATASET}._dlt_loads where status = 0")
