@@ -15,6 +15,7 @@ import dlt
 
 HISTORY_TABLE = "task_follower_history"
 APPLIED_TABLE = "_feishu_history_loads"
+FIRST_SEEN_TABLE = "task_first_seen"
 
 
 def apply_history(pipeline: dlt.Pipeline) -> int:
@@ -23,6 +24,8 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
     Intervals open at the first fetch that saw a follow and close at the first fetch of that
     task that no longer saw it; both carry that fetch's ``fetched_at`` (observation time).
     Only tasks fetched successfully in a load take part: an error changes no history.
+    ``task_first_seen`` keeps each task's first successful fetch, so that analyses can tell
+    follows that existed before the connector first looked from follows added later.
     """
     with pipeline.sql_client() as client:
         if not client.has_dataset():
@@ -65,6 +68,10 @@ def _create_tables(con: Any, ds: str) -> None:
                 primary key (task_id, follower_id, user_id_type, valid_from))"""
     )
     con.execute(
+        f"""create table if not exists {ds}.{FIRST_SEEN_TABLE} (
+                task_id varchar primary key, first_ok_at timestamptz not null)"""
+    )
+    con.execute(
         f"""create table if not exists {ds}.{APPLIED_TABLE} (
                 load_id varchar primary key, applied_at timestamptz not null)"""
     )
@@ -97,6 +104,11 @@ def _apply_load(con: Any, ds: str, load_id: str) -> None:
                     select 1 from {ds}.{HISTORY_TABLE} h
                     where h.task_id = f.task_id and h.follower_id = f.follower_id
                       and h.user_id_type = f.user_id_type and h.valid_to is null)"""
+        )
+        con.execute(
+            f"""insert into {ds}.{FIRST_SEEN_TABLE}
+                select task_id, fetched_at from _fetched_ok
+                where task_id not in (select task_id from {ds}.{FIRST_SEEN_TABLE})"""
         )
         con.execute(f"insert into {ds}.{APPLIED_TABLE} values (?, now())", [load_id])
         con.execute("drop table _fetched_ok")

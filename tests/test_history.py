@@ -56,6 +56,9 @@ def test_follow_unfollow_refollow_all_removed_new_and_forbidden(loader: Loader, 
     assert {(r[1], r[3]) for r in rows if r[0] == empty} == {(f, second[empty]) for f in emptied}
     assert {r[1] for r in rows if r[0] == new_task and r[3] is None} == set(world.followers(new_task))
     assert [row for row in rows if row[0] == forbidden] == forbidden_before  # an error changes nothing
+    first_seen = dict(loader.query(f"select task_id, first_ok_at from {DATASET}.task_first_seen"))
+    assert first_seen[grow] == first[grow] and first_seen[new_task] == second[new_task]
+    assert forbidden in first_seen and len(first_seen) == len(ids) + 1
     assert_open_intervals_match_current(loader)
 
     gone_user = world.user(gone).index
