@@ -82,5 +82,8 @@ def highlights(duckdb_path: str, dataset: str) -> str:
     lines += [f"  {n:>4}  {task_id}  {summary or ''}" for task_id, summary, n in top_tasks]
     lines.append("Most active followers:")
     lines += [f"  {n:>4}  {follower}" for follower, n in top_followers]
-    lines.append(f"Explore: duckdb {duckdb_path} -c 'select * from {dataset}.task_followers limit 10'")
+    lines.append(
+        f'Explore in Python: duckdb.connect("{duckdb_path}")'
+        f'.sql("select * from {dataset}.task_followers limit 10").df()'
+    )
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pipelines.run import run
 from sources.feishu_simulator import Simulator, World
 from sources.feishu_tasks.errors import FatalError
 
-from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, truth
+from .conftest import APP_ID, APP_SECRET, DATASET, REPO, USER_TOKEN, Loader, cli, truth
 
 
 def creds(sim: Simulator, secret: str = APP_SECRET) -> dict[str, str]:
@@ -165,3 +166,43 @@ def test_no_secret_or_token_leaks(sim: Simulator, world: World, tmp_path: Path) 
     for token in issued:
         assert token not in haystack
     assert USER_TOKEN not in haystack
+
+
+def test_demo_command_builds_the_demo_database(tmp_path: Path) -> None:
+    done = cli(
+        ["demo", "--duckdb", str(tmp_path / "demo.duckdb"), "--pipelines-dir", str(tmp_path / "p")], tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tasks: 302 (ok " in done.stdout  # 297 listed + 3 forbidden + 2 bad ids
+    assert "Most-followed tasks:" in done.stdout and "Most active followers:" in done.stdout
+    with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:
+        statuses = dict(
+            con.execute(f"select status, count(*) from {DATASET}.task_fetch_status group by 1").fetchall()
+        )
+        followers = con.execute(f"select count(*) from {DATASET}.task_followers").fetchone()[0]
+    assert set(statuses) == {"ok", "invalid_task", "no_permission", "failed"}
+    assert followers > 1000
+
+
+def test_simulate_command_serves_the_api(tmp_path: Path) -> None:
+    import httpx
+
+    env = {k: v for k, v in os.environ.items()} | {"PYTHONPATH": str(REPO)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "simulate", "--tasks", "5", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        line = server.stdout.readline()
+        base_url = next(word for word in line.split() if word.startswith("http://127.0.0.1:"))
+        answer = httpx.post(
+            f"{base_url}/open-apis/auth/v3/tenant_access_token/internal",
+            json={"app_id": "cli_demo", "app_secret": "demo-secret"},
+        ).json()
+        assert answer["code"] == 0 and answer["tenant_access_token"].startswith("t-")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
