@@ -225,11 +225,10 @@ def million_case(tasks: int, workdir: Path) -> Case:
         ours = run_ours(url, ids, workdir, *NO_LIMITS, "--concurrency", "64")
     assert ours["rows"] == expected, (ours["rows"], expected)
     with duckdb.connect(ours["duckdb"], read_only=True) as con:
-        result = con.execute(
+        arrow_rows = con.sql(
             "select task_id, follower_id, user_id_type, _dlt_id, _dlt_load_id "
             "from feishu_tasks.task_followers"
-        )
-        arrow_rows = result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.arrow()
+        ).to_arrow_table()
     plain_db = workdir / "plain.duckdb"
     started = time.monotonic()
     with duckdb.connect(str(plain_db)) as con:
