@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quota-per-minute", type=int, default=None)
     parser.add_argument("--error-500-fraction", type=float, default=0.0)
     parser.add_argument("--rate-limit-fraction", type=float, default=0.0)
+    parser.add_argument(
+        "--followers-per-task", type=int, default=None, help="every task gets exactly N followers"
+    )
     args = parser.parse_args(argv)
     faults = Faults(
         latency_ms=args.latency_ms,
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         users=args.users,
         forbidden=args.forbidden,
         invalid=args.invalid,
+        followers_per_task=args.followers_per_task,
     )
 
 

@@ -175,9 +175,17 @@ def serve_forever(
     forbidden: int = 0,
     invalid: int = 0,
     user_tokens: Iterable[str] = (),
+    followers_per_task: int | None = None,
 ) -> None:
     """Serve a generated world until Ctrl-C, printing where and with which demo credentials."""
-    world = World.generate(tasks=tasks, seed=seed, users=users, forbidden=forbidden, invalid=invalid)
+    world = World.generate(
+        tasks=tasks,
+        seed=seed,
+        users=users,
+        forbidden=forbidden,
+        invalid=invalid,
+        followers_per_task=followers_per_task,
+    )
     sim = Simulator(
         world,
         faults,

@@ -160,6 +160,7 @@ class World:
         self._id_rng = random.Random(seed)
         self._mutation_rng = random.Random(f"{seed}:mutations")
         self._added = 0
+        self._fixed_follower_count: int | None = None
 
     # ------------------------------------------------------------------ generation
     @classmethod
@@ -171,6 +172,7 @@ class World:
         forbidden: int = 0,
         invalid: int = 0,
         anchor: int | None = None,
+        followers_per_task: int | None = None,
     ) -> World:
         """Build a world that depends only on the arguments (never on the clock).
 
@@ -179,12 +181,15 @@ class World:
         (given the same ``users``).  ``forbidden`` tasks are picked among the generated
         ones; ``invalid`` extra ids go to ``world.invalid_ids``.  ``anchor`` is "now" for
         the generated timestamps (default: 2026-01-01, create times fall in the year before).
+        ``followers_per_task`` gives every task exactly that many followers instead of the
+        realistic mix (the benchmark's uniform million-row world).
         """
         world = cls(
             _make_users(users, seed),
             seed=seed,
             anchor=DEFAULT_ANCHOR if anchor is None else anchor,
         )
+        world._fixed_follower_count = followers_per_task
         with world.lock:
             for i in range(tasks):
                 world._insert(world._generated_task(i))
@@ -212,7 +217,10 @@ class World:
         create = self.anchor - rng.randint(3_600, YEAR_SECONDS)
         update = min(self.anchor, create + int(rng.expovariate(1 / (5 * 86_400))))
         complete = rng.randint(create, update) if rng.random() < 0.3 else 0
-        followers = rng.sample(range(n_users), min(_follower_count(rng, index), n_users))
+        count = _follower_count(rng, index)
+        if self._fixed_follower_count is not None:
+            count = self._fixed_follower_count
+        followers = rng.sample(range(n_users), min(count, n_users))
         id_lists = {
             u: rng.sample(range(n_users), min(rng.randint(1, 3), n_users))
             for u in followers

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -51,6 +51,12 @@ class FetchStats:
         self.by_status[status] = self.by_status.get(status, 0) + 1
 
 
+class HttpGetter(Protocol):
+    """What the client needs from the HTTP layer: one GET, its body read (see ``fetcher``)."""
+
+    async def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> httpx.Response: ...
+
+
 @dataclass
 class Page:
     """The ``data`` object of a successful answer and the request's log id."""
@@ -64,7 +70,7 @@ class FeishuClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: HttpGetter,
         tokens: TokenSource,
         limiter: PacingLimiter,
         retry: RetryPolicy,
@@ -91,9 +97,7 @@ class FeishuClient:
             await self.limiter.acquire()
             token = await self.tokens.get()
             try:
-                response = await self.http.get(
-                    path, params=params, headers={"Authorization": f"Bearer {token}"}
-                )
+                response = await self.http.get(path, params, {"Authorization": f"Bearer {token}"})
             except httpx.TransportError as exc:  # timeouts, refused and dropped connections
                 last_error, last_code, last_log_id = f"{type(exc).__name__} (no answer)", None, None
                 failures += 1

@@ -1,8 +1,16 @@
 """Client-side pacing that keeps under Feishu's per-second AND per-minute quotas.
 
-httpx limits connections, not request rates, so the pacing is ours. Sliding windows over the
-send times of recent requests: if no sliding window exceeds a limit, no fixed window on the
-server does either, so a long run at the real limits meets almost no 429 answers.
+httpx limits connections, not request rates, so the pacing is ours. Two rules, both on the
+times we send (the server counts arrival times, which jitter a little around them):
+
+- per second: an even spacing of ``1 / max_rps`` between sends, never a burst. A burst of the
+  whole per-second allowance at once, as a sliding window over send times allows, meets the
+  server's sliding window edge-on: one request that arrives a millisecond early is a 429.
+- per minute: a sliding window over send times (at most ``max_rpm`` in any 60 s), which lets
+  a short run go at the per-second pace and a long one settle at ``max_rpm / 60``.
+
+``headroom`` keeps a small margin below both quotas for that jitter. Waiters queue on one
+lock, so they are served in order and only the head of the queue sleeps.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 
 class _Window:
@@ -30,11 +38,11 @@ class _Window:
 
 
 class PacingLimiter:
-    """Async limiter shared by every request of a run; ``None`` or 0 disables a window.
+    """Async limiter shared by every request of a run; ``None`` or 0 disables a limit.
 
-    The server counts arrival times, and network and scheduling jitter move them a little
-    away from our send times; ``headroom`` (a share of the limit) and ``slack_seconds`` (added
-    to each window's span) keep us clear of that.
+    The server counts arrival times, and network and scheduling jitter move them a little away
+    from our send times: ``headroom`` (a share of each limit) and ``slack_seconds`` (added to
+    the minute window's span) keep us clear of that.
     """
 
     def __init__(
@@ -44,47 +52,56 @@ class PacingLimiter:
         headroom: float = 0.98,
         slack_seconds: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._clock = clock
+        self._sleep = sleep
         self._headroom = headroom
         self._slack = slack_seconds
-        self._second = self._window(max_rps, 1.0) if max_rps else None
-        self._minute = self._window(max_rpm, 60.0) if max_rpm else None
-        self._paused_until = 0.0
-
-    def _window(self, limit: float, span: float) -> _Window:
-        return _Window(limit * self._headroom, span + self._slack)
+        self.interval = 1.0 / (max_rps * headroom) if max_rps else 0.0
+        self._minute = _Window(max_rpm * headroom, 60.0 + slack_seconds) if max_rpm else None
+        self._next_send = float("-inf")
+        self._paused_until = float("-inf")
+        self._lock = asyncio.Lock()
 
     @property
-    def windows(self) -> list[_Window]:
-        return [w for w in (self._second, self._minute) if w is not None]
+    def minute_limit(self) -> int | None:
+        """Requests allowed in any 60 s (after headroom), or None without a per-minute limit."""
+        return self._minute.limit if self._minute else None
 
     async def acquire(self) -> None:
-        """Wait until one more request fits every window, then count it as sent."""
-        while True:
-            now = self._clock()
-            wait = self._paused_until - now
-            for window in self.windows:
-                wait = max(wait, window.wait_needed(now))
-            if wait <= 0:
-                for window in self.windows:
-                    window.sent.append(now)
-                return
-            await asyncio.sleep(wait)
+        """Wait until one more request fits both limits, then count it as sent."""
+        if not self.interval and self._minute is None and self._paused_until == float("-inf"):
+            return  # pacing off and never paused: no lock, no clock
+        async with self._lock:
+            while True:
+                now = self._clock()
+                wait = max(self._paused_until - now, self._next_send - now)
+                if self._minute is not None:
+                    wait = max(wait, self._minute.wait_needed(now))
+                if wait <= 0:
+                    break
+                await self._sleep(wait)
+            self._next_send = now + self.interval
+            if self._minute is not None:
+                self._minute.sent.append(now)
 
     def pause(self, seconds: float) -> None:
         """Hold every request back: the server said the quota is spent for ``seconds``."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def adapt(self, server_limit: int | None, reset_seconds: float | None) -> None:
-        """Lower a window's limit when the server announces a smaller one than configured.
+        """Lower a limit when the server announces a smaller one than configured.
 
         A reset of more than a second can only come from the minute window.
         """
         if not server_limit or server_limit <= 0:
             return
+        allowed = server_limit * self._headroom
         if reset_seconds is not None and reset_seconds > 1.5:
-            if self._minute is None or self._minute.limit > server_limit * self._headroom:
-                self._minute = self._window(server_limit, 60.0)
-        elif self._second is None or self._second.limit > server_limit * self._headroom:
-            self._second = self._window(server_limit, 1.0)
+            if self._minute is None or self._minute.limit > allowed:
+                old = self._minute.sent if self._minute else deque()
+                self._minute = _Window(allowed, 60.0 + self._slack)
+                self._minute.sent = old  # what was sent still counts
+        elif not self.interval or self.interval < 1.0 / allowed:
+            self.interval = 1.0 / allowed
