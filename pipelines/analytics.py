@@ -81,7 +81,7 @@ class FollowerAnalytics:
     ) -> None:
         self.close()
 
-    def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
         """Any query as a DataFrame; ``{ds}`` in it stands for the quoted dataset name."""
         return self.con.execute(query.replace("{ds}", self._ds), params or []).df()
 
@@ -132,8 +132,11 @@ class FollowerAnalytics:
         """
         people = self.most_active_followers(top)
         ids = list(people["follower_id"])
-        pairs = self.co_following_pairs()
-        pairs = pairs[pairs["follower_a"].isin(ids) & pairs["follower_b"].isin(ids)]
+        pairs = self.sql(  # only these people's pairs: the whole network can be large
+            "select * from {ds}.co_following_pairs where list_contains($ids, follower_a)"
+            " and list_contains($ids, follower_b)",
+            {"ids": ids},
+        )
         matrix = pd.DataFrame(0, index=pd.Index(ids, name="follower"), columns=pd.Index(ids), dtype="int64")
         for a, b, shared in pairs[["follower_a", "follower_b", "shared_tasks"]].itertuples(index=False):
             matrix.loc[a, b] = matrix.loc[b, a] = shared
