@@ -23,6 +23,7 @@ from .history import apply_history
 from .lock import pipeline_lock
 from .options import RunOptions
 from .selection import count_stale, estimated_requests, stale_task_ids
+from .views import create_views
 
 
 @dataclass
@@ -93,6 +94,7 @@ def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
 def after_load(pipeline: dlt.Pipeline) -> None:
     """Post-load steps that derive relations from the loaded tables; each one is idempotent."""
     apply_history(pipeline)
+    create_views(pipeline)
 
 
 def finish_pending(pipeline: dlt.Pipeline) -> bool:

@@ -1,0 +1,176 @@
+"""Task participation analytics as pandas DataFrames, read from the views (pipelines/views.py).
+
+For notebook users: no SQL for the common questions, and the same answers as the views.
+
+    with FollowerAnalytics.open("feishu_tasks.duckdb") as fa:
+        fa.follower_count_distribution()
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import dlt
+import duckdb
+import pandas as pd
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from .selection import parse_duration
+from .views import STALE_AFTER, STATUSES
+
+
+class FollowerAnalytics:
+    """Read-only answers from one dataset of a DuckDB file; use as a context manager."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, dataset: str = "feishu_tasks") -> None:
+        self.con = con
+        self.dataset = dataset
+        self._ds = '"' + dataset.replace('"', '""') + '"'
+        found = con.execute(
+            "select 1 from information_schema.tables where table_schema = ? and table_name = 'load_health'",
+            [dataset],
+        ).fetchall()
+        if not found:
+            raise LookupError(
+                f"no analytics views in dataset {dataset!r}: load data first (feishu-followers run), "
+                "every run creates them"
+            )
+
+    @classmethod
+    def open(cls, duckdb_path: str | Path, dataset: str = "feishu_tasks") -> FollowerAnalytics:
+        """Open a DuckDB file read-only (a running load keeps its file locked until it ends)."""
+        if not Path(duckdb_path).exists():
+            raise FileNotFoundError(f"no DuckDB file at {duckdb_path}")
+        con = duckdb.connect(str(duckdb_path), read_only=True)
+        try:
+            return cls(con, dataset)
+        except BaseException:
+            con.close()
+            raise
+
+    @classmethod
+    def from_pipeline(
+        cls, pipeline_name: str = "feishu_tasks", pipelines_dir: str | Path | None = None
+    ) -> FollowerAnalytics:
+        """Open the DuckDB file and dataset that a dlt pipeline last loaded into.
+
+        The file comes from the pipeline's last trace: ``dlt.attach`` alone does not restore
+        an explicit destination path, and dlt's ``pipeline.dataset()`` is not used on purpose
+        (it needs a sqlglot that the installed dlt does not work with).
+        """
+        pipeline = dlt.attach(pipeline_name, pipelines_dir=str(pipelines_dir) if pipelines_dir else None)
+        trace = pipeline.last_trace
+        load_info = trace.last_load_info if trace else None
+        if load_info is None:
+            raise LookupError(f"pipeline {pipeline_name!r} has not loaded anything yet")
+        credentials = DuckDbCredentials()
+        credentials.parse_native_representation(load_info.destination_displayable_credentials)
+        return cls.open(credentials.database, load_info.dataset_name or pipeline.dataset_name)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> FollowerAnalytics:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Any query as a DataFrame; ``{ds}`` in it stands for the quoted dataset name."""
+        return self.con.execute(query.replace("{ds}", self._ds), params or []).df()
+
+    def _view(
+        self, view: str, order_by: str, where: str = "true", params: list[Any] | None = None
+    ) -> pd.DataFrame:
+        return self.sql(f"select * from {{ds}}.{view} where {where} order by {order_by}", params)
+
+    # ---------------------------------------------------------------- followers and tasks
+    def followers_per_task(self) -> pd.DataFrame:
+        """Every task with known followers (0 included), most followed first, with task fields."""
+        return self._view("followers_per_task", "followers desc, task_id")
+
+    def most_followed_tasks(self, n: int = 10) -> pd.DataFrame:
+        """The ``n`` tasks with the most followers now."""
+        return self.followers_per_task().head(n).reset_index(drop=True)
+
+    def follower_count_distribution(self) -> pd.DataFrame:
+        """How many tasks have 0, 1, 2-5, 6-20, 21-50, 51+ followers: all six buckets, in order."""
+        return self._view("follower_count_distribution", "bucket_order")
+
+    def tasks_without_followers(self) -> pd.DataFrame:
+        """Tasks fetched successfully that nobody follows."""
+        return self._view("tasks_without_followers", "task_id")
+
+    def tasks_per_follower(self) -> pd.DataFrame:
+        """Tasks each follower follows now and ever (since the first load), busiest first."""
+        return self._view("tasks_per_follower", "tasks_now desc, tasks_ever desc, follower_id")
+
+    def most_active_followers(self, n: int = 10) -> pd.DataFrame:
+        """The ``n`` followers who follow the most tasks now."""
+        return self._view("tasks_per_follower", "tasks_now desc, follower_id", "tasks_now > 0").head(n)
+
+    # ---------------------------------------------------------------- participation network
+    def co_following_pairs(self, min_shared: int = 1) -> pd.DataFrame:
+        """Pairs of followers (each pair once) sharing at least ``min_shared`` tasks now."""
+        return self._view(
+            "co_following_pairs",
+            "shared_tasks desc, follower_a, follower_b",
+            "shared_tasks >= ?",
+            [min_shared],
+        )
+
+    def co_following_matrix(self, top: int = 15) -> pd.DataFrame:
+        """Shared tasks between the ``top`` most active followers, as a symmetric matrix.
+
+        The diagonal holds each follower's own task count; ready for a heatmap.
+        """
+        people = self.most_active_followers(top)
+        ids = list(people["follower_id"])
+        pairs = self.sql(  # only these people's pairs: the whole network can be large
+            "select * from {ds}.co_following_pairs where list_contains($ids, follower_a)"
+            " and list_contains($ids, follower_b)",
+            {"ids": ids},
+        )
+        matrix = pd.DataFrame(0, index=pd.Index(ids, name="follower"), columns=pd.Index(ids), dtype="int64")
+        for a, b, shared in pairs[["follower_a", "follower_b", "shared_tasks"]].itertuples(index=False):
+            matrix.loc[a, b] = matrix.loc[b, a] = shared
+        for follower_id, tasks_now in people[["follower_id", "tasks_now"]].itertuples(index=False):
+            matrix.loc[follower_id, follower_id] = tasks_now
+        return matrix
+
+    # ---------------------------------------------------------------- change over time
+    def churn_daily(self) -> pd.DataFrame:
+        """Follows added and removed per day (UTC), zero days included."""
+        return self._view("follow_churn_daily", "day")
+
+    def churn_per_load(self) -> pd.DataFrame:
+        """Follows added and removed as observed by each load (one row per completed load)."""
+        return self._view("follow_churn_per_load", "loaded_at")
+
+    # ---------------------------------------------------------------- load health
+    def load_health(self) -> pd.DataFrame:
+        """Tasks per fetch status (all four always listed), with the stale ones (24 h) among them."""
+        return self.sql(
+            "select * from {ds}.load_health order by coalesce(list_position(?, status), 99), status",
+            [list(STATUSES)],
+        )
+
+    def last_fetch_per_task(self) -> pd.DataFrame:
+        """Each task's latest status, last successful fetch and age, oldest first."""
+        return self._view("task_last_fetch", "age desc, task_id")
+
+    def stale_tasks(self, older_than: timedelta | str = STALE_AFTER) -> pd.DataFrame:
+        """Tasks not seen whole for longer than ``older_than`` (e.g. ``"6h"``), as ``--stale-after``."""
+        limit = parse_duration(older_than) if isinstance(older_than, str) else older_than
+        return self._view(
+            "task_last_fetch",
+            "age desc, task_id",
+            "status <> 'invalid_task' and age > to_seconds(?)",
+            [limit.total_seconds()],
+        )

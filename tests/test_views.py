@@ -1,0 +1,117 @@
+"""Analyst views: exact answers after real runs, checked against the simulator's truth."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from itertools import combinations
+
+import duckdb
+
+from pipelines.views import BUCKETS, create_views
+from sources.feishu_simulator import World
+
+from .conftest import DATASET, Loader
+
+BAD_ID = "not-a-task-id"
+
+
+def view(loader: Loader, name: str, order_by: str = "1") -> list[tuple]:
+    return loader.query(f"select * from {DATASET}.{name} order by {order_by}")
+
+
+def bucket_of(count: int) -> str:
+    return next(label for _, label, lo, hi in BUCKETS if count >= lo and (hi is None or count <= hi))
+
+
+def expected_pairs(follows: dict[str, set[str]]) -> Counter:
+    """Shared tasks per unordered pair of followers, from a task → followers mapping."""
+    pairs: Counter = Counter()
+    for followers in follows.values():
+        pairs.update(combinations(sorted(followers), 2))
+    return pairs
+
+
+def test_views_match_truth_and_follow_changes_between_runs(loader: Loader, world: World) -> None:
+    ids = world.task_ids()
+    grow, shrink, empty, forbidden = [t for t in ids[:-1] if 2 <= len(world.followers(t)) <= 20][:4]
+    loader.run([*ids[:-1], BAD_ID])  # no --discover: no `tasks` table yet
+    first = {t: set(world.followers(t)) for t in ids[:-1]}
+
+    per_task = {row[0]: row[1:] for row in view(loader, "followers_per_task")}
+    assert {t: row[0] for t, row in per_task.items()} == {t: len(f) for t, f in first.items()}
+    assert all(row[1] == "ok" and row[3] is None for row in per_task.values())  # status; no summary
+    distribution = view(loader, "follower_count_distribution", "bucket_order")
+    counts = Counter(bucket_of(len(f)) for f in first.values())
+    assert [(row[1], row[4]) for row in distribution] == [
+        (label, counts[label]) for _, label, _, _ in BUCKETS
+    ]
+    assert {row[0] for row in view(loader, "tasks_without_followers")} == {
+        t for t, f in first.items() if not f
+    }
+    pairs = {(a, b): n for a, b, _, n in view(loader, "co_following_pairs")}
+    assert pairs == expected_pairs(first)  # keys are sorted pairs: (a, b) with a < b, never (b, a)
+    last_fetched = dict(
+        loader.query(f"select status, max(fetched_at) from {DATASET}.task_fetch_status group by 1")
+    )
+    assert [row for row in loader.query(f"select * from {DATASET}.load_health")] == [
+        ("ok", len(first), 0, last_fetched["ok"]),
+        ("invalid_task", 1, 0, last_fetched["invalid_task"]),
+        ("no_permission", 0, 0, None),
+        ("failed", 0, 0, None),
+    ]
+
+    added = [world.add_follower(grow), world.add_follower(shrink)]
+    gone = world.followers(shrink)[0]
+    world.remove_follower(shrink, gone)
+    emptied = world.followers(empty)
+    world.remove_all_followers(empty)
+    world.add_follower(forbidden)
+    world.set_forbidden(forbidden)  # an error keeps the old rows and changes no history
+    loader.run(ids, discover=True)  # the last task is first seen now: its follows are not "added"
+
+    second = {t: set(world.followers(t)) for t in ids if t != forbidden}
+    current = {**second, forbidden: first[forbidden]}
+    per_task = {row[0]: row[1:] for row in view(loader, "followers_per_task")}
+    assert {t: row[0] for t, row in per_task.items()} == {t: len(f) for t, f in current.items()}
+    assert per_task[forbidden][1] == "no_permission"
+    assert all(per_task[t][3] == world.task(t)["summary"] for t in second)  # `tasks` joined now
+    without = {row[0] for row in view(loader, "tasks_without_followers")}
+    assert without == {t for t, f in second.items() if not f} and empty in without
+    assert {(a, b): n for a, b, _, n in view(loader, "co_following_pairs")} == expected_pairs(current)
+
+    ever: Counter = Counter()
+    for t in ids:
+        ever.update(first.get(t, set()) | current.get(t, set()))
+    now = Counter(f for follows in current.values() for f in follows)
+    per_follower = {row[0]: (row[2], row[3]) for row in view(loader, "tasks_per_follower")}
+    assert per_follower == {f: (now[f], ever[f]) for f in ever}
+
+    churn = view(loader, "follow_churn_per_load", "loaded_at")
+    removed = 1 + len(emptied)
+    assert [row[2:] for row in churn] == [(0, 0, 0), (len(added), removed, len(added) - removed)]
+    daily = view(loader, "follow_churn_daily", "day")
+    assert (sum(r[1] for r in daily), sum(r[2] for r in daily)) == (len(added), removed)
+    days = [row[0] for row in daily]  # consecutive days (UTC), zero days included
+    assert days == [days[0] + timedelta(days=n) for n in range(len(days))]
+    health = {row[0]: row[1] for row in view(loader, "load_health")}
+    assert health == {"ok": len(ids) - 1, "invalid_task": 1, "no_permission": 1, "failed": 0}
+
+
+def test_views_answer_before_any_table_exists(tmp_path) -> None:
+    """A dataset with none of the loaded tables yet: every view is created and answers."""
+    with duckdb.connect(str(tmp_path / "empty.duckdb")) as con:
+        assert create_views(con, "nothing_here") == []  # no schema: nothing to do, nothing created
+        con.execute("create schema feishu_tasks")
+        con.execute("create table feishu_tasks.unrelated (x int)")
+        names = create_views(con)
+        counts = {
+            name: con.execute(f"select count(*) from feishu_tasks.{name}").fetchone()[0] for name in names
+        }
+        distribution = con.execute(
+            "select bucket, tasks from feishu_tasks.follower_count_distribution order by bucket_order"
+        ).fetchall()
+        health = con.execute("select status, tasks from feishu_tasks.load_health").fetchall()
+    assert counts == {name: 0 for name in names} | {"follower_count_distribution": 6, "load_health": 4}
+    assert distribution == [(label, 0) for _, label, _, _ in BUCKETS]
+    assert sorted(health) == sorted((s, 0) for s in ("ok", "invalid_task", "no_permission", "failed"))
