@@ -65,14 +65,14 @@ def test_a_failing_task_keeps_its_rows_and_last_success(loader: Loader, world: W
 @pytest.mark.parametrize("token_http_status", [400, 200])
 def test_token_expiry_in_the_middle_of_a_run(loader: Loader, world: World, token_http_status: int) -> None:
     ids = world.task_ids()
-    loader.sim.faults.latency_ms = 30
+    loader.sim.faults.latency_ms = 100  # ~47 requests, 2 at a time: fetching takes ~2.4 s
     loader.sim.faults.token_error_http_status = token_http_status
-    expirer = threading.Timer(0.3, loader.sim.expire_tokens)
+    expirer = threading.Timer(0.8, loader.sim.expire_tokens)
     expirer.start()
     started = time.monotonic()
-    result = loader.run(ids, concurrency=4)
+    result = loader.run(ids, concurrency=2)
     expirer.join()
-    assert time.monotonic() - started > 0.3, "the run must outlive the token"
+    assert time.monotonic() - started > 0.8, "the run must outlive the token"
     assert loader.followers() == truth(world, ids)
     assert result.stats.token_refreshes >= 1
     assert loader.sim.stats.as_dict()["token_requests"] >= 2
