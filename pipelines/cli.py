@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from sources.feishu_simulator.options import add_simulator_arguments, serve_from_args
 from sources.feishu_tasks.errors import FatalError
 from sources.feishu_tasks.settings import LARK_BASE_URL, USER_ID_TYPES
 
@@ -68,7 +69,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     api.add_argument(
         "--user-id-type", choices=USER_ID_TYPES, help="id type of follower ids (default open_id)"
     )
-    api.add_argument("--concurrency", type=int, help="requests in flight at once (default 16)")
+    api.add_argument("--concurrency", type=int, help="requests in flight at once (default 32)")
     api.add_argument("--max-rps", type=float, help="requests per second ceiling (default 50; 0 = off)")
     api.add_argument("--max-rpm", type=float, help="requests per minute ceiling (default 1000; 0 = off)")
     dest = parser.add_argument_group("destination")
@@ -77,23 +78,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     dest.add_argument(
         "--pipelines-dir", metavar="DIR", help="dlt's working folder (default ~/.dlt/pipelines)"
     )
-    parser.add_argument("--quiet", action="store_true", default=None, help="print nothing but errors")
-
-
-def _add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--tasks", type=int, default=200, help="number of tasks in the simulated tenant")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the simulated tenant")
-    faults = parser.add_argument_group("faults")
-    faults.add_argument("--latency-ms", type=float, default=0.0)
-    faults.add_argument("--quota-per-second", type=int)
-    faults.add_argument("--quota-per-minute", type=int)
-    faults.add_argument(
-        "--rate-limit-fraction", type=float, default=0.0, help="share of answers that are 429"
+    dest.add_argument(
+        "--duckdb-memory-limit", metavar="SIZE", help="DuckDB's memory limit while loading (default 256MB)"
     )
-    faults.add_argument("--error-500-fraction", type=float, default=0.0)
-    faults.add_argument("--html-502-fraction", type=float, default=0.0)
-    faults.add_argument("--token-ttl", type=int, default=7200, help="tenant token lifetime in seconds")
+    parser.add_argument("--quiet", action="store_true", default=None, help="print nothing but errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_arguments(commands.add_parser("run", help="load followers of the given tasks"))
-    _add_simulator_arguments(commands.add_parser("simulate", help="serve the bundled Feishu API simulator"))
+    add_simulator_arguments(commands.add_parser("simulate", help="serve the bundled Feishu API simulator"))
     demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
     demo.add_argument("--duckdb", metavar="PATH", default="./feishu_demo.duckdb")
     demo.add_argument("--tasks", type=int, default=300)
@@ -127,18 +115,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from sources.feishu_simulator import Faults, serve_forever
-
-    faults = Faults(
-        latency_ms=args.latency_ms,
-        quota_per_second=args.quota_per_second,
-        quota_per_minute=args.quota_per_minute,
-        rate_limit_fraction=args.rate_limit_fraction,
-        error_500_fraction=args.error_500_fraction,
-        html_502_fraction=args.html_502_fraction,
-        token_ttl_seconds=args.token_ttl,
-    )
-    serve_forever(tasks=args.tasks, seed=args.seed, port=args.port, faults=faults)
+    serve_from_args(args)
     return 0
 
 

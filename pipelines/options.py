@@ -45,6 +45,7 @@ class RunOptions:
     dataset: str = "feishu_tasks"
     pipeline_name: str = "feishu_tasks"
     pipelines_dir: str | None = None
+    duckdb_memory_limit: str | None = "256MB"
     quiet: bool = False
     full_refresh: bool = False
     stale_after: timedelta | None = None
@@ -78,6 +79,7 @@ class RunOptions:
             dataset=str(pick("dataset", cls.dataset)),
             pipeline_name=str(pick("pipeline_name", cls.pipeline_name)),
             pipelines_dir=pick("pipelines_dir", None),
+            duckdb_memory_limit=pick("duckdb_memory_limit", cls.duckdb_memory_limit) or None,
             quiet=bool(flags.get("quiet")) or bool(from_config("quiet", False)),
             full_refresh=bool(flags.get("full_refresh")),
             stale_after=parse_duration(stale_after) if stale_after is not None else None,

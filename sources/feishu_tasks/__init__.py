@@ -86,7 +86,7 @@ def feishu_tasks(
     app_secret: TSecretStrValue | None = None,
     user_access_token: TSecretStrValue | None = None,
     user_id_type: str = "open_id",
-    concurrency: int = 16,
+    concurrency: int = 32,
     max_rps: float = DEFAULT_MAX_RPS,
     max_rpm: float = DEFAULT_MAX_RPM,
     timeout_seconds: float = 30.0,

@@ -39,7 +39,7 @@ class ClientSettings:
     app_id: str | None = None
     app_secret: str | None = None
     user_access_token: str | None = None
-    concurrency: int = 16
+    concurrency: int = 32
     max_rps: float | None = 50.0
     max_rpm: float | None = 1000.0
     timeout_seconds: float = 30.0

@@ -1,0 +1,62 @@
+"""The simulator's command-line options, shared by ``python -m sources.feishu_simulator`` and
+``feishu-followers simulate``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .faults import Faults
+from .server import serve_forever
+
+
+def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
+    """World size and shape, where to listen, the fake app, and the faults to switch on."""
+    world = parser.add_argument_group("simulated tenant")
+    world.add_argument("--tasks", type=int, default=200, help="number of tasks (default 200)")
+    world.add_argument("--seed", type=int, default=42, help="seed of the generated tenant (default 42)")
+    world.add_argument("--users", type=int, default=500, help="users who can follow (default 500)")
+    world.add_argument("--forbidden", type=int, default=0, help="tasks the app may not read")
+    world.add_argument("--invalid", type=int, default=0, help="unknown or malformed task ids to offer")
+    world.add_argument("--followers-per-task", type=int, help="every task gets exactly N followers")
+    world.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    world.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    world.add_argument("--app-id", default="cli_demo", help="the fake app's id (default cli_demo)")
+    world.add_argument(
+        "--app-secret", default="demo-secret", help="the fake app's secret (default demo-secret)"
+    )
+    faults = parser.add_argument_group("faults")
+    faults.add_argument("--latency-ms", type=float, default=0.0, help="added to every business request")
+    faults.add_argument("--quota-per-second", type=int, help="enforce a per-second quota (429 beyond)")
+    faults.add_argument("--quota-per-minute", type=int, help="enforce a per-minute quota (429 beyond)")
+    faults.add_argument(
+        "--rate-limit-fraction", type=float, default=0.0, help="share of answers that are 429"
+    )
+    faults.add_argument("--error-500-fraction", type=float, default=0.0, help="share of answers that are 500")
+    faults.add_argument("--html-502-fraction", type=float, default=0.0, help="share of HTML 502 answers")
+    faults.add_argument("--token-ttl", type=int, default=7200, help="tenant token lifetime in seconds")
+
+
+def serve_from_args(args: argparse.Namespace) -> None:
+    """Serve the tenant the parsed options describe until Ctrl-C."""
+    faults = Faults(
+        latency_ms=args.latency_ms,
+        quota_per_second=args.quota_per_second,
+        quota_per_minute=args.quota_per_minute,
+        rate_limit_fraction=args.rate_limit_fraction,
+        error_500_fraction=args.error_500_fraction,
+        html_502_fraction=args.html_502_fraction,
+        token_ttl_seconds=args.token_ttl,
+    )
+    serve_forever(
+        args.tasks,
+        args.seed,
+        args.port,
+        faults,
+        args.app_id,
+        args.app_secret,
+        host=args.host,
+        users=args.users,
+        forbidden=args.forbidden,
+        invalid=args.invalid,
+        followers_per_task=args.followers_per_task,
+    )
