@@ -14,6 +14,8 @@ from datetime import timedelta
 import dlt
 import duckdb
 
+from sources.feishu_tasks.settings import STATUSES
+
 STALE_AFTER = timedelta(hours=24)  # default threshold of the ``stale_tasks`` view
 
 # Buckets of follower_count_distribution: (order, label, min, max or None for no upper bound).
@@ -25,7 +27,6 @@ BUCKETS: tuple[tuple[int, str, int, int | None], ...] = (
     (5, "21-50", 21, 50),
     (6, "51+", 51, None),
 )
-STATUSES = ("ok", "invalid_task", "no_permission", "failed")
 
 # Columns the views read from each loaded table; a missing table becomes an empty relation.
 _SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
