@@ -38,6 +38,7 @@ class RunResult:
     load_ids: list[str] = field(default_factory=list)
     stale_after_run: int | None = None
     planned_requests: dict[str, int] = field(default_factory=dict)  # dry run: task → requests
+    step_seconds: dict[str, float] = field(default_factory=dict)  # dlt's steps, summed over loads
 
 
 def collect_task_ids(options: RunOptions) -> list[str]:
@@ -103,6 +104,15 @@ def after_load(pipeline: dlt.Pipeline) -> None:
     create_views(pipeline)
 
 
+def _add_step_times(totals: dict[str, float], pipeline: dlt.Pipeline) -> None:
+    """Add the last ``pipeline.run``'s extract/normalize/load times (dlt keeps only the last trace)."""
+    trace = pipeline.last_trace
+    for step in trace.steps if trace else ():
+        if step.step in ("extract", "normalize", "load") and step.started_at and step.finished_at:
+            seconds = (step.finished_at - step.started_at).total_seconds()
+            totals[step.step] = totals.get(step.step, 0.0) + seconds
+
+
 def finish_pending(pipeline: dlt.Pipeline) -> bool:
     """Complete what a killed run left: its load packages first, then its post-load steps.
 
@@ -145,8 +155,10 @@ def run(options: RunOptions) -> RunResult:
                 pass  # invalid ids arrive as items; nothing is loaded
             result.planned_requests = estimated_requests(pipeline, [task for task, _ in stats.planned])
         else:
-            result.load_ids = list(pipeline.run(source).loads_ids)
-            after_load(pipeline)
+            while not stats.finished:  # a big run is loaded in parts (rows_per_load)
+                result.load_ids += pipeline.run(source).loads_ids
+                _add_step_times(result.step_seconds, pipeline)
+                after_load(pipeline)
         if options.stale_after is not None:
             result.stale_after_run = count_stale(pipeline, options.stale_after)
     result.elapsed_seconds = time.monotonic() - started

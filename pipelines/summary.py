@@ -15,10 +15,13 @@ def format_summary(result: RunResult) -> str:
         f"feishu-followers: loaded into {result.options.duckdb_path} "
         f"(dataset {result.options.dataset}) in {result.elapsed_seconds:.1f} s",
         f"  tasks: {sum(stats.tasks_by_status.values())} ({by_status})",
-        f"  followers loaded: {stats.followers}",
+        f"  followers loaded: {stats.followers} (in {len(result.load_ids)} dlt load(s))",
         f"  requests: {stats.requests} (retries {stats.retries}, rate limited {stats.rate_limited}, "
         f"token refreshes {stats.token_refreshes})",
     ]
+    if result.step_seconds:
+        steps = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in result.step_seconds.items())
+        lines.append(f"  dlt steps: {steps}")
     if stats.skipped_by_budget:
         lines.append(f"  not fetched (--max-requests reached, next run): {stats.skipped_by_budget}")
     if result.stale_after_run is not None:

@@ -153,3 +153,18 @@ def test_discover_loads_tasks_table(loader: Loader, world: World) -> None:
     )
     assert kinds == [("TIMESTAMP WITH TIME ZONE",)]
     assert result.stats.tasks_by_status == {"ok": len(ids)}
+
+
+def test_a_big_run_is_loaded_in_parts_with_the_same_result(loader: Loader, world: World) -> None:
+    ids = world.task_ids()
+    world_rows = sum(len(world.followers(t)) + 1 for t in ids)
+    result = loader.run(ids, rows_per_load=150)
+    assert len(result.load_ids) >= world_rows // 150 // 2, result.load_ids  # several loads
+    assert loader.followers() == truth(world, ids)
+    assert loader.query(f"select count(*) from {DATASET}.task_fetch_status") == [(len(ids),)]
+    applied = loader.query(f"select count(*) from {DATASET}._feishu_history_loads")
+    assert applied == [(len(result.load_ids),)]
+    open_intervals = loader.query(
+        f"select count(*) from {DATASET}.task_follower_history where valid_to is null"
+    )
+    assert open_intervals == loader.query(f"select count(*) from {DATASET}.task_followers")

@@ -81,6 +81,7 @@ def feishu_tasks(
     max_requests: int | None = None,
     expected_pages: Mapping[str, int] | None = None,
     dry_run: bool = False,
+    rows_per_load: int | None = 500_000,
     base_url: str = FEISHU_BASE_URL,
     app_id: str | None = None,
     app_secret: TSecretStrValue | None = None,
@@ -101,7 +102,8 @@ def feishu_tasks(
     that (the list endpoint filters on create time only); ``full_refresh`` lists everything.
     ``sweep_task_ids`` are fetched after the others, ``max_requests`` caps the run's API
     calls (a task starts while its ``expected_pages``, 1 by default, fit), and ``dry_run``
-    lists the tasks the run would fetch in ``stats.planned``.
+    lists the tasks the run would fetch in ``stats.planned``. ``rows_per_load`` cuts a big run
+    into several dlt loads (run the pipeline until ``stats.finished``; 0 = one load).
 
     Every argument can come from dlt config: ``[sources.feishu_tasks]`` in
     ``.dlt/config.toml`` / ``.dlt/secrets.toml`` or env vars such as
@@ -132,39 +134,83 @@ def feishu_tasks(
         expected_pages=dict(expected_pages or {}),
         dry_run=dry_run,
     )
-    return dlt.resource(
-        _load_items(plan, settings, stats or FetchStats(), discover_lookback_seconds, full_refresh),
-        name="followers",
-        standalone=False,
+    if rows_per_load:  # a load ends between batches: keep batches smaller than a load
+        plan.batch_rows = max(1, min(plan.batch_rows, int(rows_per_load)))
+    stream = _FollowerStream(
+        plan, settings, stats or FetchStats(), discover_lookback_seconds, full_refresh, rows_per_load
     )
 
+    def followers() -> Iterator[Any]:
+        yield from stream.next_load()
 
-def _load_items(
-    plan: FetchPlan, settings: ClientSettings, stats: FetchStats, lookback_seconds: int, full_refresh: bool
-) -> Iterator[Any]:
-    """Arrow tables (and task dicts) marked with the table each one belongs to."""
-    cursor = dlt.current.resource_state().setdefault("discover", {})
-    if plan.discover and not full_refresh and cursor.get("max_update_time"):
-        plan.discover_since = max(0, int(cursor["max_update_time"]) - int(lookback_seconds))
-    for item in fetch_outcomes(plan, settings, stats):
-        if isinstance(item, DiscoveryDone):
-            # advance only after a complete listing: a cut-short one may have missed tasks
-            if item.complete and item.max_update_time and not plan.dry_run:
-                cursor["max_update_time"] = max(int(cursor.get("max_update_time", 0)), item.max_update_time)
-            continue
-        if isinstance(item, DiscoveredTasks):
-            yield dlt.mark.with_hints(
-                [task_row(t) for t in item.tasks], TASKS_HINTS, create_table_variant=True
-            )
-            continue
-        for outcome in item:
-            stats.count_outcome(outcome.status, len(outcome.followers))
+    return dlt.resource(followers, name="followers", standalone=False)
+
+
+class _FollowerStream:
+    """One run's fetch, loaded by dlt in one or more loads of about ``rows_per_load`` rows.
+
+    DuckDB's memory while merging grows with the rows of one load (measured +145 MB for 1M
+    rows), so a big run is cut into several loads; each extraction of the ``followers``
+    resource takes the next part, while the fetch goes on in the background. ``stats.finished``
+    tells the runner when there is nothing left.
+    """
+
+    def __init__(
+        self,
+        plan: FetchPlan,
+        settings: ClientSettings,
+        stats: FetchStats,
+        lookback_seconds: int,
+        full_refresh: bool,
+        rows_per_load: int | None,
+    ) -> None:
+        self.plan, self.settings, self.stats = plan, settings, stats
+        self.lookback_seconds, self.full_refresh = int(lookback_seconds), full_refresh
+        self.rows_per_load = rows_per_load
+        self._items: Iterator[Any] | None = None
+
+    def _start(self) -> Iterator[Any]:
+        cursor = dlt.current.resource_state().get("discover", {})
+        if self.plan.discover and not self.full_refresh and cursor.get("max_update_time"):
+            self.plan.discover_since = max(0, int(cursor["max_update_time"]) - self.lookback_seconds)
+        return fetch_outcomes(self.plan, self.settings, self.stats)
+
+    def next_load(self) -> Iterator[Any]:
+        """Arrow tables (and task dicts) marked with their table, up to one load's worth."""
+        if self._items is None:
+            self._items = self._start()
+        rows = 0
+        for item in self._items:
+            if isinstance(item, DiscoveryDone):
+                self._advance_cursor(item)
+                continue
+            if isinstance(item, DiscoveredTasks):
+                yield dlt.mark.with_hints(
+                    [task_row(t) for t in item.tasks], TASKS_HINTS, create_table_variant=True
+                )
+                continue
+            yield from self._tables(item)
+            rows += sum(len(outcome.followers) + 1 for outcome in item)
+            if self.rows_per_load and rows >= self.rows_per_load:
+                return  # the rest goes into the next load
+        self.stats.finished = True
+
+    def _advance_cursor(self, done: DiscoveryDone) -> None:
+        """Only after a complete listing: a cut-short one may have missed tasks."""
+        if done.complete and done.max_update_time and not self.plan.dry_run:
+            cursor = dlt.current.resource_state().setdefault("discover", {})
+            cursor["max_update_time"] = max(int(cursor.get("max_update_time", 0)), done.max_update_time)
+
+    def _tables(self, outcomes: list[TaskOutcome]) -> Iterator[Any]:
+        for outcome in outcomes:
+            self.stats.count_outcome(outcome.status, len(outcome.followers))
+        user_id_type = self.plan.user_id_type
         yield dlt.mark.with_hints(
-            followers_table(item, plan.user_id_type), FOLLOWERS_HINTS, create_table_variant=True
+            followers_table(outcomes, user_id_type), FOLLOWERS_HINTS, create_table_variant=True
         )
-        yield dlt.mark.with_hints(id_list_table(item), ID_LIST_HINTS, create_table_variant=True)
+        yield dlt.mark.with_hints(id_list_table(outcomes), ID_LIST_HINTS, create_table_variant=True)
         yield dlt.mark.with_hints(
-            status_table(item, plan.user_id_type, _previous_last_ok(item)),
+            status_table(outcomes, user_id_type, _previous_last_ok(outcomes)),
             STATUS_HINTS,
             create_table_variant=True,
         )

@@ -34,6 +34,7 @@ class FetchStats:
     tasks_by_status: dict[str, int] = field(default_factory=dict)
     followers: int = 0
     skipped_by_budget: int = 0
+    finished: bool = False  # every task of the run went into a load
     planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: (task_id, reason)
     sent: int = 0
     requests: int = 0
