@@ -149,10 +149,10 @@ def feishu_tasks(
 class _FollowerStream:
     """One run's fetch, loaded by dlt in one or more loads of about ``rows_per_load`` rows.
 
-    DuckDB's memory while merging grows with the rows of one load (measured +145 MB for 1M
-    rows), so a big run is cut into several loads; each extraction of the ``followers``
-    resource takes the next part, while the fetch goes on in the background. ``stats.finished``
-    tells the runner when there is nothing left.
+    A sweep of a big tenant fetches for hours at the quota; in parts, a run killed on the way
+    keeps what it already loaded, and each merge stays a bounded size. Each extraction of the
+    ``followers`` resource takes the next part while the fetch goes on in the background;
+    ``stats.finished`` tells the runner when there is nothing left.
     """
 
     def __init__(
