@@ -7,7 +7,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sources.feishu_simulator.options import add_simulator_arguments, serve_from_args
 from sources.feishu_tasks.errors import FatalError
 from sources.feishu_tasks.settings import LARK_BASE_URL, USER_ID_TYPES
 
@@ -90,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_arguments(commands.add_parser("run", help="load followers of the given tasks"))
-    add_simulator_arguments(commands.add_parser("simulate", help="serve the bundled Feishu API simulator"))
+    commands.add_parser("simulate", help="serve the bundled Feishu API simulator (see simulate --help)")
     demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
     demo.add_argument("--duckdb", metavar="PATH", default="./feishu_demo.duckdb")
     demo.add_argument("--tasks", type=int, default=300)
@@ -114,11 +113,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate(args: argparse.Namespace) -> int:
-    serve_from_args(args)
-    return 0
-
-
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -132,8 +126,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:  # the simulator parses its own options (and aiohttp loads only then)
+        from sources.feishu_simulator.__main__ import main as simulate
+
+        simulate(argv[1:], prog="feishu-followers simulate")
+        return 0
     args = build_parser().parse_args(argv)
-    handlers: dict[str, Any] = {"run": _run, "simulate": _simulate, "demo": _demo}
+    handlers: dict[str, Any] = {"run": _run, "demo": _demo}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

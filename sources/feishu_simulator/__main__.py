@@ -7,8 +7,8 @@ import argparse
 from .options import add_simulator_arguments, serve_from_args
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m sources.feishu_simulator", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m sources.feishu_simulator") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description="Serve a simulated Feishu tenant until Ctrl-C.")
     add_simulator_arguments(parser)
     serve_from_args(parser.parse_args(argv))
 
