@@ -44,9 +44,9 @@ _REPLACE_PER_TASK = {"disposition": "merge", "strategy": "delete-insert"}
 # The follower tables' natural keys, (task_id, follower_id[, _dlt_list_idx]), are unique by
 # construction (followers.py drops a follower listed twice), so they are declared to dlt as a
 # merge key on task_id only. Declaring the primary key too makes dlt's merge delete with
-# "pk match OR merge-key match", which DuckDB cannot hash-join: measured 4.9 s and 2 GB RSS to
-# re-load 1M rows (bench/), against 0.6 s and flat memory with the merge key alone. It would
-# also deduplicate with a window function that the data does not need.
+# "pk match OR merge-key match", which DuckDB cannot hash-join: re-loading 1M rows took 4.7 s
+# and 2.0 GB RSS, against 1.7 s and 0.5 GB with the merge key alone (bench/load_only.py). It
+# would also deduplicate with a window function that the data does not need.
 FOLLOWERS_HINTS = dlt.mark.make_hints(
     table_name="task_followers",
     write_disposition=_REPLACE_PER_TASK,

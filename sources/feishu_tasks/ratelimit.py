@@ -59,10 +59,13 @@ class PacingLimiter:
         self._headroom = headroom
         self._slack = slack_seconds
         self.interval = 1.0 / (max_rps * headroom) if max_rps else 0.0
-        self._minute = _Window(max_rpm * headroom, 60.0 + slack_seconds) if max_rpm else None
+        self._minute = self._minute_window(max_rpm * headroom) if max_rpm else None
         self._next_send = float("-inf")
         self._paused_until = float("-inf")
         self._lock = asyncio.Lock()
+
+    def _minute_window(self, limit: float) -> _Window:
+        return _Window(limit, 60.0 + self._slack)
 
     @property
     def minute_limit(self) -> int | None:
@@ -101,7 +104,7 @@ class PacingLimiter:
         if reset_seconds is not None and reset_seconds > 1.5:
             if self._minute is None or self._minute.limit > allowed:
                 old = self._minute.sent if self._minute else deque()
-                self._minute = _Window(allowed, 60.0 + self._slack)
+                self._minute = self._minute_window(allowed)
                 self._minute.sent = old  # what was sent still counts
         elif not self.interval or self.interval < 1.0 / allowed:
             self.interval = 1.0 / allowed
