@@ -23,15 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 import dlt  # noqa: E402
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials  # noqa: E402
 
-from sources.feishu_tasks import FOLLOWERS_HINTS, ID_LIST_HINTS, STATUS_HINTS  # noqa: E402
-from sources.feishu_tasks.followers import Follower, TaskOutcome  # noqa: E402
-from sources.feishu_tasks.rows import followers_table, id_list_table, status_table  # noqa: E402
+from feishu_tasks import FOLLOWERS_HINTS, ID_LIST_HINTS, STATUS_HINTS  # noqa: E402
+from feishu_tasks.followers import Follower, TaskOutcome  # noqa: E402
+from feishu_tasks.rows import followers_table, id_list_table, status_table  # noqa: E402
 
 
 def outcomes(tasks: int, followers: int, seed: int = 1) -> Iterator[list[TaskOutcome]]:

@@ -1,7 +1,7 @@
 """Throughput benchmark: ``feishu-followers run`` against the simulator, and the comparisons.
 
-Every party runs in its own process: the simulator (``python -m sources.feishu_simulator``),
-our CLI (``python -m pipelines.cli run``) and dlt's ``rest_api`` source (rest_api_baseline.py),
+Every party runs in its own process: the simulator (``python -m feishu_simulator``),
+our CLI (``python -m feishu_followers.cli run``) and dlt's ``rest_api`` source (rest_api_baseline.py),
 so client and server use different cores and each process's peak RSS is its own.
 
     python bench/run_bench.py --all            # the four cases of the issue (several minutes)
@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 PY = sys.executable
 SEED = 1
 APP_ID, APP_SECRET = "cli_demo", "demo-secret"
@@ -52,7 +51,7 @@ class Proc:
 def run_process(args: list[str], env: dict[str, str] | None = None) -> Proc:
     """Run ``args``; os.wait4 gives this child's own rusage (peak RSS), not all children's."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
-    full_env.update({"PYTHONPATH": str(REPO), "RUNTIME__DLTHUB_TELEMETRY": "false"}, **(env or {}))
+    full_env.update({"RUNTIME__DLTHUB_TELEMETRY": "false"}, **(env or {}))
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.monotonic()
         proc = subprocess.Popen(args, cwd=REPO, env=full_env, stdout=out, stderr=err, text=True)
@@ -67,7 +66,7 @@ def run_process(args: list[str], env: dict[str, str] | None = None) -> Proc:
 @contextmanager
 def simulator(tasks: int, *extra: str) -> Iterator[str]:
     """The simulator in its own process; yields its base URL."""
-    args = [PY, "-m", "sources.feishu_simulator", "--tasks", str(tasks), "--seed", str(SEED), *extra]
+    args = [PY, "-m", "feishu_simulator", "--tasks", str(tasks), "--seed", str(SEED), *extra]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -86,7 +85,7 @@ def sim_get(base_url: str, path: str, method: str = "GET") -> Any:
 
 def task_ids_file(workdir: Path, tasks: int, followers_per_task: int | None = None) -> tuple[Path, int]:
     """The simulated tenant's task ids (the world is deterministic) and its follower total."""
-    from sources.feishu_simulator import World
+    from feishu_simulator import World
 
     world = World.generate(tasks=tasks, seed=SEED, followers_per_task=followers_per_task)
     ids = world.task_ids()
@@ -106,13 +105,13 @@ def run_ours(
     """``feishu-followers run`` as a user runs it; then the rows and dlt's step times.
 
     Pass the ``run_dir`` of an earlier run to run again into the same pipeline and file;
-    ``config`` adds ``sources.feishu_tasks`` settings (as env vars, e.g. rows_per_load).
+    ``config`` adds ``feishu_tasks`` settings (as env vars, e.g. rows_per_load).
     """
     import duckdb
 
     run_dir = run_dir or Path(tempfile.mkdtemp(dir=workdir, prefix="ours-"))
     db = run_dir / "followers.duckdb"
-    args = [PY, "-m", "pipelines.cli", "run", "--base-url", base_url, "--task-ids-file", str(ids)]
+    args = [PY, "-m", "feishu_followers.cli", "run", "--base-url", base_url, "--task-ids-file", str(ids)]
     args += ["--duckdb", str(db), "--pipelines-dir", str(run_dir / "pipelines"), *flags]
     env = {"SOURCES__FEISHU_TASKS__APP_ID": APP_ID, "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET}
     env.update({f"SOURCES__FEISHU_TASKS__{key.upper()}": value for key, value in (config or {}).items()})

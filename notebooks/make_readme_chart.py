@@ -16,10 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from pipelines.analytics import FollowerAnalytics  # noqa: E402
-from pipelines.demo import run_demo  # noqa: E402
+from feishu_followers.analytics import FollowerAnalytics  # noqa: E402
+from feishu_followers.demo import run_demo  # noqa: E402
 
 OUTPUT = ROOT / "notebooks" / "img" / "followers_per_task.png"
 

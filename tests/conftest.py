@@ -12,9 +12,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.options import RunOptions
-from pipelines.run import RunResult, run
-from sources.feishu_simulator import Faults, Simulator, World
+from feishu_followers.options import RunOptions
+from feishu_followers.run import RunResult, run
+from feishu_simulator import Faults, Simulator, World
 
 REPO = Path(__file__).resolve().parents[1]
 APP_ID = "cli_test_app"
@@ -100,11 +100,10 @@ def cli(
 ) -> subprocess.CompletedProcess:
     """Run ``feishu-followers`` as a user would, in a fresh process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
-    full_env["PYTHONPATH"] = str(REPO)
     full_env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
+        [sys.executable, "-m", "feishu_followers.cli", *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def die() -> None:
@@ -36,7 +34,7 @@ def kill_on_call(owner: Any, name: str, nth: int = 1, when: Any = None) -> None:
 
 def arm(point: str) -> None:
     if point == "extract":  # in the middle of extraction: first batch handed to dlt
-        import sources.feishu_tasks as source
+        import feishu_tasks as source
 
         kill_on_call(source, "status_table")
     elif point == "normalize":  # after the first extracted file was normalized
@@ -50,7 +48,7 @@ def arm(point: str) -> None:
             DuckDbSqlClient, "execute_sql", when=lambda self, sql, *a, **k: "delete from" in str(sql).lower()
         )
     elif point == "history":  # the load is complete, its history not yet applied
-        import pipelines.history as history
+        import feishu_followers.history as history
 
         kill_on_call(history, "_apply_load")
     else:
@@ -59,6 +57,6 @@ def arm(point: str) -> None:
 
 if __name__ == "__main__":
     arm(sys.argv[1])
-    from pipelines.cli import main
+    from feishu_followers.cli import main
 
     sys.exit(main(sys.argv[2:]))

@@ -9,10 +9,10 @@ from itertools import combinations
 import duckdb
 import pytest
 
-from pipelines.analytics import FollowerAnalytics
-from pipelines.run import run
-from pipelines.views import BUCKETS
-from sources.feishu_simulator import World
+from feishu_followers.analytics import FollowerAnalytics
+from feishu_followers.run import run
+from feishu_followers.views import BUCKETS
+from feishu_simulator import World
 
 from .conftest import DATASET, Loader
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.run import run
-from sources.feishu_simulator import Simulator, World
-from sources.feishu_tasks.errors import FatalError
+from feishu_followers.run import run
+from feishu_simulator import Simulator, World
+from feishu_tasks.errors import FatalError
 
 from .conftest import APP_ID, APP_SECRET, DATASET, REPO, USER_TOKEN, Loader, cli, truth
 
@@ -67,11 +67,11 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
 def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Path) -> None:
     (tmp_path / ".dlt").mkdir()
     (tmp_path / ".dlt" / "config.toml").write_text(
-        f'[sources.feishu_tasks]\nbase_url = "{sim.base_url}"\nduckdb = "from_config.duckdb"\n'
+        f'[feishu_tasks]\nbase_url = "{sim.base_url}"\nduckdb = "from_config.duckdb"\n'
         f'dataset = "configured"\nuser_id_type = "union_id"\npipelines_dir = "{tmp_path / "p"}"\n'
     )
     (tmp_path / ".dlt" / "secrets.toml").write_text(
-        f'[sources.feishu_tasks]\napp_id = "{APP_ID}"\napp_secret = "{APP_SECRET}"\n'
+        f'[feishu_tasks]\napp_id = "{APP_ID}"\napp_secret = "{APP_SECRET}"\n'
     )
     task = world.task_ids()[2]
     done = cli(["run", "--task-id", task], tmp_path)
@@ -187,9 +187,9 @@ def test_demo_command_builds_the_demo_database(tmp_path: Path) -> None:
 def test_simulate_command_serves_the_api(tmp_path: Path) -> None:
     import httpx
 
-    env = {k: v for k, v in os.environ.items()} | {"PYTHONPATH": str(REPO)}
+    env = dict(os.environ)
     server = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "simulate", "--tasks", "5", "--port", "0"],
+        [sys.executable, "-m", "feishu_followers.cli", "simulate", "--tasks", "5", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sources.feishu_simulator import World
+from feishu_simulator import World
 
 from .conftest import APP_ID, APP_SECRET, DATASET, REPO, Loader, truth
 from .test_history import assert_open_intervals_match_current
@@ -31,7 +31,6 @@ def test_killed_run_then_plain_rerun_is_exact(
     args += sum((["--task-id", t] for t in ids), [])
     env = {
         "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(REPO),
         "RUNTIME__DLTHUB_TELEMETRY": "false",
         "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
         "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,

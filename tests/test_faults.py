@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sources.feishu_simulator import World
+from feishu_simulator import World
 
 from .conftest import DATASET, Loader, truth
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sources.feishu_simulator import World
+from feishu_simulator import World
 
 from .conftest import DATASET, Loader
 

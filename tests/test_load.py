@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sources.feishu_simulator import World
+from feishu_simulator import World
 
 from .conftest import DATASET, Loader, truth
 

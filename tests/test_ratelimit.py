@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from sources.feishu_tasks.ratelimit import PacingLimiter
+from feishu_tasks.ratelimit import PacingLimiter
 
 
 class FakeClock:

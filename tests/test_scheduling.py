@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from pipelines.lock import pipeline_lock
-from pipelines.run import make_pipeline
-from sources.feishu_simulator import World
+from feishu_followers.lock import pipeline_lock
+from feishu_followers.run import make_pipeline
+from feishu_simulator import World
 
 from .conftest import APP_ID, APP_SECRET, DATASET, Loader, cli, truth
 
@@ -36,7 +36,7 @@ def test_incremental_discover_lists_only_new_tasks(loader: Loader, world: World)
     loader.sim.reset_stats()
     options = loader.options([], discover=True)
     options.full_refresh = True
-    from pipelines.run import run
+    from feishu_followers.run import run
 
     run(options)
     assert list_requests(loader) >= 1
@@ -44,7 +44,7 @@ def test_incremental_discover_lists_only_new_tasks(loader: Loader, world: World)
 
 
 def test_stale_sweep_with_request_cap_reaches_full_coverage(loader: Loader, world: World) -> None:
-    from pipelines.run import run
+    from feishu_followers.run import run
 
     ids = world.task_ids()
     loader.run(ids)
@@ -71,7 +71,7 @@ def test_stale_sweep_with_request_cap_reaches_full_coverage(loader: Loader, worl
 
 
 def test_dry_run_fetches_and_loads_nothing(loader: Loader, world: World) -> None:
-    from pipelines.run import run
+    from feishu_followers.run import run
 
     ids = world.task_ids()
     loader.run(ids[:10])

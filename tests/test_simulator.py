@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sources.feishu_simulator import Faults, Simulator, World
+from feishu_simulator import Faults, Simulator, World
 
 APP_ID, APP_SECRET, USER_TOKEN = "cli_test", "test-secret", "u-testuser"
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"

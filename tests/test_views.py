@@ -8,8 +8,8 @@ from itertools import combinations
 
 import duckdb
 
-from pipelines.views import BUCKETS, create_views
-from sources.feishu_simulator import World
+from feishu_followers.views import BUCKETS, create_views
+from feishu_simulator import World
 
 from .conftest import DATASET, Loader
 

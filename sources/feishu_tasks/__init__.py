@@ -105,7 +105,7 @@ def feishu_tasks(
     lists the tasks the run would fetch in ``stats.planned``. ``rows_per_load`` cuts a big run
     into several dlt loads (run the pipeline until ``stats.finished``; 0 = one load).
 
-    Every argument can come from dlt config: ``[sources.feishu_tasks]`` in
+    Every argument can come from dlt config: ``[feishu_tasks]`` in
     ``.dlt/config.toml`` / ``.dlt/secrets.toml`` or env vars such as
     ``SOURCES__FEISHU_TASKS__APP_ID``. ``max_rps`` / ``max_rpm`` of 0 switch pacing off.
     """

@@ -9,7 +9,7 @@ import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from sources.feishu_tasks.errors import FatalError
+from feishu_tasks.errors import FatalError
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

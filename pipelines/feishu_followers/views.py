@@ -14,7 +14,7 @@ from datetime import timedelta
 import dlt
 import duckdb
 
-from sources.feishu_tasks.settings import STATUSES
+from feishu_tasks.settings import STATUSES
 
 STALE_AFTER = timedelta(hours=24)  # default threshold of the ``stale_tasks`` view
 

@@ -1,4 +1,4 @@
-"""The simulator's command-line options, shared by ``python -m sources.feishu_simulator`` and
+"""The simulator's command-line options, shared by ``python -m feishu_simulator`` and
 ``feishu-followers simulate``."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
-from sources.feishu_simulator import Faults, Simulator, World
+from feishu_simulator import Faults, Simulator, World
 
 from .options import RunOptions
 from .run import run

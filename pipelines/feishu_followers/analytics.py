@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from sources.feishu_tasks.settings import STATUSES
+from feishu_tasks.settings import STATUSES
 
 from .selection import parse_duration
 from .views import STALE_AFTER

@@ -8,8 +8,8 @@ from datetime import timedelta
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from sources.feishu_tasks.errors import FatalError
-from sources.feishu_tasks.settings import FOLLOWERS_PAGE_SIZE
+from feishu_tasks.errors import FatalError
+from feishu_tasks.settings import FOLLOWERS_PAGE_SIZE
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sources.feishu_tasks.errors import FatalError
-from sources.feishu_tasks.settings import LARK_BASE_URL, USER_ID_TYPES
+from feishu_tasks.errors import FatalError
+from feishu_tasks.settings import LARK_BASE_URL, USER_ID_TYPES
 
 from .lock import PipelineBusy
 
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["simulate"]:  # the simulator parses its own options (and aiohttp loads only then)
-        from sources.feishu_simulator.__main__ import main as simulate
+        from feishu_simulator.__main__ import main as simulate
 
         simulate(argv[1:], prog="feishu-followers simulate")
         return 0

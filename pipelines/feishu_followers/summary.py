@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sources.feishu_tasks.settings import STATUSES
+from feishu_tasks.settings import STATUSES
 
 from .run import RunResult
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dlt
 
-from sources.feishu_tasks.errors import FatalError
+from feishu_tasks.errors import FatalError
 
 
 class PipelineBusy(FatalError):

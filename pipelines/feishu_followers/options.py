@@ -1,7 +1,7 @@
 """Run-level options: a command-line flag wins, else dlt config, else the default.
 
 dlt's providers (``.dlt/config.toml``, ``.dlt/secrets.toml``, env vars) are the one place
-configuration comes from; ``[sources.feishu_tasks]`` holds both source and run options so a
+configuration comes from; ``[feishu_tasks]`` holds both source and run options so a
 scheduled job can be configured without flags.
 """
 
@@ -15,7 +15,7 @@ import dlt
 
 from .selection import parse_duration
 
-SECTION = "sources.feishu_tasks"
+SECTION = "feishu_tasks"
 
 # Source arguments that a flag may set; the rest dlt resolves inside the source.
 SOURCE_FLAGS = (
@@ -28,7 +28,7 @@ SOURCE_FLAGS = (
 
 
 def from_config(name: str, default: Any) -> Any:
-    """``sources.feishu_tasks.<name>`` from dlt's providers, or ``default``."""
+    """``feishu_tasks.<name>`` from dlt's providers, or ``default``."""
     value = dlt.config.get(f"{SECTION}.{name}")
     return default if value is None else value
 

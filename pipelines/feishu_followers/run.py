@@ -15,9 +15,9 @@ import dlt
 import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from sources.feishu_tasks import FetchStats, feishu_tasks
-from sources.feishu_tasks.errors import FatalError
-from sources.feishu_tasks.task_ids import read_task_ids_file
+from feishu_tasks import FetchStats, feishu_tasks
+from feishu_tasks.errors import FatalError
+from feishu_tasks.task_ids import read_task_ids_file
 
 from .errors import fatal_errors_as_one_line
 from .history import apply_history
