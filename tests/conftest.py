@@ -11,7 +11,6 @@ from typing import Any
 
 import duckdb
 import pytest
-
 from feishu_followers.options import RunOptions
 from feishu_followers.run import RunResult, run
 from feishu_simulator import Faults, Simulator, World

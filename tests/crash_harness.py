@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 
-
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from feishu_followers.run import run
 from feishu_simulator import Simulator, World
 from feishu_tasks.errors import FatalError
 
-from .conftest import APP_ID, APP_SECRET, DATASET, REPO, USER_TOKEN, Loader, cli, truth
+from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, truth
 
 
 def creds(sim: Simulator, secret: str = APP_SECRET) -> dict[str, str]:

@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-
 from feishu_simulator import World
 
 from .conftest import DATASET, Loader, truth

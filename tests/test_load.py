@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from feishu_simulator import World
 
 from .conftest import DATASET, Loader, truth

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from feishu_tasks.ratelimit import PacingLimiter
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from feishu_simulator import Faults, Simulator, World
 
 APP_ID, APP_SECRET, USER_TOKEN = "cli_test", "test-secret", "u-testuser"

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
-
 from feishu_tasks.errors import FatalError
 
 

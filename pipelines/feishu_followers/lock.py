@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dlt
-
 from feishu_tasks.errors import FatalError
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import dlt
 import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
 from feishu_tasks import FetchStats, feishu_tasks
 from feishu_tasks.errors import FatalError
 from feishu_tasks.task_ids import read_task_ids_file
