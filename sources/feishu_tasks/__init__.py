@@ -22,7 +22,6 @@ from dlt.common.typing import TSecretStrValue
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.sources import DltResource
 
-from .client import FetchStats
 from .errors import FatalError
 from .fetcher import ClientSettings, DiscoveredTasks, DiscoveryDone, FetchPlan, fetch_outcomes
 from .followers import TaskOutcome
@@ -36,6 +35,7 @@ from .settings import (
     STATUS_OK,
     USER_ID_TYPES,
 )
+from .stats import FetchStats
 
 __all__ = ["feishu_tasks", "FatalError", "FetchStats", "FEISHU_BASE_URL", "LARK_BASE_URL"]
 

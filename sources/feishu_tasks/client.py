@@ -7,12 +7,14 @@ failures, and the decision whether an answer is data, a per-task error or fatal.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
 
-from .auth import TokenSource
+from .auth import TenantToken, TokenSource, UserToken
 from .errors import ApiError, BudgetExhausted, FatalError, RetriesExhausted
 from .ratelimit import PacingLimiter
 from .retry import RetryPolicy
@@ -24,32 +26,9 @@ from .settings import (
     TOKEN_REFRESHABLE_CODES,
     TRANSIENT_CODES,
 )
+from .stats import FetchStats
+from .transport import ShardedHttp
 from .wire import float_header, log_id_of, parse_json_body
-
-
-@dataclass
-class FetchStats:
-    """Counters for the run summary and the benchmark."""
-
-    tasks_by_status: dict[str, int] = field(default_factory=dict)
-    followers: int = 0
-    skipped_by_budget: int = 0
-    finished: bool = False  # every task of the run went into a load
-    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: (task_id, reason)
-    sent: int = 0
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    token_refreshes: int = 0
-    by_status: dict[int, int] = field(default_factory=dict)
-
-    def count_outcome(self, status: str, followers: int) -> None:
-        self.tasks_by_status[status] = self.tasks_by_status.get(status, 0) + 1
-        self.followers += followers
-
-    def count_answer(self, status: int) -> None:
-        self.requests += 1
-        self.by_status[status] = self.by_status.get(status, 0) + 1
 
 
 class HttpGetter(Protocol):
@@ -159,3 +138,45 @@ class FeishuClient:
                 raise RetriesExhausted(failures + rate_limit_waits, last_error, last_code, last_log_id)
             self.stats.retries += 1
             await asyncio.sleep(self.retry.backoff(failures))
+
+
+@dataclass
+class ClientSettings:
+    """Everything needed to talk to one Feishu tenant."""
+
+    base_url: str
+    app_id: str | None = None
+    app_secret: str | None = None
+    user_access_token: str | None = None
+    concurrency: int = 32
+    max_rps: float | None = 50.0
+    max_rpm: float | None = 1000.0
+    timeout_seconds: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __repr__(self) -> str:  # never show credentials, even in a debugger or traceback
+        return f"ClientSettings(base_url={self.base_url!r}, app_id={self.app_id!r}, ...)"
+
+
+@asynccontextmanager
+async def open_client(
+    settings: ClientSettings, stats: FetchStats, max_requests: int | None = None
+) -> AsyncIterator[FeishuClient]:
+    """Sharded pools for the business GETs, one plain client for the (rare) token requests."""
+    sharded = ShardedHttp(settings.base_url, settings.concurrency, settings.timeout_seconds)
+    try:
+        async with httpx.AsyncClient(base_url=settings.base_url, timeout=settings.timeout_seconds) as http:
+            tokens: TokenSource
+            if settings.app_id and settings.app_secret:
+                tokens = TenantToken(http, settings.app_id, settings.app_secret, settings.retry)
+            elif settings.user_access_token:
+                tokens = UserToken(settings.user_access_token)
+            else:
+                raise FatalError(
+                    "no credentials: set SOURCES__FEISHU_TASKS__APP_ID and SOURCES__FEISHU_TASKS__APP_SECRET "
+                    "(or SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN), or put them in .dlt/secrets.toml"
+                )
+            limiter = PacingLimiter(settings.max_rps, settings.max_rpm)
+            yield FeishuClient(sharded, tokens, limiter, settings.retry, stats, max_requests)
+    finally:
+        await sharded.aclose()

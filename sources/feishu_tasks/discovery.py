@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .client import FeishuClient
-from .errors import ApiError, FatalError, PaginationError, RetriesExhausted
+from .errors import FatalError, TaskError
 from .pagination import iter_pages
 from .settings import TASKS_PAGE_SIZE, TASKS_PATH
 
@@ -22,5 +22,5 @@ async def iter_task_pages(
         async for page in iter_pages(client, TASKS_PATH, params):
             items = page.data.get("items")
             yield [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
-    except (ApiError, RetriesExhausted, PaginationError) as exc:
+    except TaskError as exc:
         raise FatalError(f"listing tasks (--discover) failed: {exc}") from None

@@ -1,53 +1,90 @@
-"""The two kinds of trouble: fatal for the whole run, or data about one task.
+"""Every error the connector raises on purpose, in one tree.
 
-Messages never carry tokens or secrets: they are printed, logged and stored in dlt's trace.
+::
+
+    FeishuError                  root: ``except FeishuError`` catches everything below
+    ├── FatalError               the run cannot go on; ``str()`` is the one line to show
+    │   ├── ConfigError          a setting, flag or input is wrong (names the key and what it takes)
+    │   ├── CredentialsError     Feishu refused the credentials or the token type
+    │   └── BadAnswersError      answers are systematically not Feishu's (wrong base_url, a proxy)
+    ├── TaskError                one task (or one listing) could not be read: recorded as data
+    │   ├── ApiError             a non-zero business code that retrying will not cure
+    │   ├── RetriesExhausted     transient faults (5xx, 429, timeouts, bad bodies) until attempts ran out
+    │   └── ProtocolError        the answer broke the API's contract (pagination, envelope, items)
+    └── BudgetExhausted          not a failure: the run's ``max_requests`` is spent
+
+The runner adds its own fatal errors (another run holds the lock, the destination is busy)
+under ``FatalError``. Messages never carry tokens or secrets: they are printed, logged and
+stored in dlt's trace and in ``task_fetch_status``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+
+class FeishuError(Exception):
+    """Root of the connector's errors."""
 
 
-class FatalError(Exception):
+class FatalError(FeishuError):
     """Stops the run; ``str()`` is the one line that tells the user what to fix."""
 
 
-@dataclass
-class ApiError(Exception):
+class ConfigError(FatalError):
+    """A configuration value, flag or input cannot be used."""
+
+
+class CredentialsError(FatalError):
+    """Feishu refused the app credentials, the user token, or the token type."""
+
+
+class BadAnswersError(FatalError):
+    """The server keeps answering with something that is not the Feishu API."""
+
+
+class TaskError(FeishuError):
+    """One task (or one listing) failed; the run goes on and the failure becomes data.
+
+    ``code`` and ``log_id`` are the API's business code and request log id when known.
+    """
+
+    code: int | None = None
+    log_id: str | None = None
+
+
+class ApiError(TaskError):
     """A business answer with a non-zero code that retrying will not cure."""
 
-    http_status: int
-    code: int | None
-    msg: str
-    log_id: str | None = None
+    def __init__(self, http_status: int, code: int | None, msg: str, log_id: str | None = None) -> None:
+        super().__init__(http_status, code, msg, log_id)
+        self.http_status, self.code, self.msg, self.log_id = http_status, code, msg, log_id
 
     def __str__(self) -> str:
         return f"HTTP {self.http_status}, code {self.code}: {self.msg}"
 
 
-@dataclass
-class RetriesExhausted(Exception):
-    """A request kept failing transiently (5xx, 429, timeouts) until its attempts ran out."""
+class RetriesExhausted(TaskError):
+    """A request kept failing transiently (5xx, 429, timeouts, bad bodies) until its attempts ran out."""
 
-    attempts: int
-    last_error: str
-    code: int | None = None
-    log_id: str | None = None
+    def __init__(
+        self, attempts: int, last_error: str, code: int | None = None, log_id: str | None = None
+    ) -> None:
+        super().__init__(attempts, last_error, code, log_id)
+        self.attempts, self.last_error, self.code, self.log_id = attempts, last_error, code, log_id
 
     def __str__(self) -> str:
         return f"gave up after {self.attempts} attempts: {self.last_error}"
 
 
-@dataclass
-class PaginationError(Exception):
-    """The server handed back a page token it had already given: following it would loop."""
+class ProtocolError(TaskError):
+    """The server broke the API's contract: a repeated page token, endless pages, a malformed answer."""
 
-    msg: str
-    log_id: str | None = None
+    def __init__(self, msg: str, log_id: str | None = None) -> None:
+        super().__init__(msg, log_id)
+        self.msg, self.log_id = msg, log_id
 
     def __str__(self) -> str:
         return self.msg
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(FeishuError):
     """The run's ``max_requests`` cap is reached: what is left waits for a later run."""

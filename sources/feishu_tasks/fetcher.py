@@ -9,44 +9,19 @@ which is what this module exists to beat (see BENCHMARKS.md).
 from __future__ import annotations
 
 import asyncio
-import math
 import queue
-import sys
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
-import httpx
-
-from .auth import TenantToken, TokenSource, UserToken
-from .client import FeishuClient, FetchStats
+from .client import ClientSettings, open_client
 from .discovery import iter_task_pages
 from .errors import BudgetExhausted, FatalError
 from .followers import TaskOutcome, fetch_task_followers, invalid_outcome
-from .ratelimit import PacingLimiter
-from .retry import RetryPolicy
+from .stats import FetchStats
 from .task_ids import normalize_task_id, unique_in_order
-
-
-@dataclass
-class ClientSettings:
-    """Everything needed to talk to one Feishu tenant."""
-
-    base_url: str
-    app_id: str | None = None
-    app_secret: str | None = None
-    user_access_token: str | None = None
-    concurrency: int = 32
-    max_rps: float | None = 50.0
-    max_rpm: float | None = 1000.0
-    timeout_seconds: float = 30.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    def __repr__(self) -> str:  # never show credentials, even in a debugger or traceback
-        return f"ClientSettings(base_url={self.base_url!r}, app_id={self.app_id!r}, ...)"
 
 
 @dataclass
@@ -82,84 +57,6 @@ class DiscoveryDone:
 
     max_update_time: int | None
     complete: bool
-
-
-# httpcore asks for ``sniffio`` on every request (to tell asyncio from trio). Where sniffio is
-# not installed, each ask is a failed import that searches sys.path anew: measured at ~15% of
-# the client's CPU. A None entry makes that import fail at once, as it would have anyway.
-if "sniffio" not in sys.modules:
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-POOL_SIZE = 4  # connections per httpx pool; see ShardedHttp
-
-
-class ShardedHttp:
-    """GETs through several small httpx connection pools, each request to the least busy one.
-
-    Why not one ``httpx.AsyncClient``: its pool does O(connections) work per request, and the
-    client layer (URL merging, cookies, auth and redirect hooks) costs more than the wire.
-    Measured against the simulator on 2 cores (bench/): one AsyncClient with 16-32 connections
-    ~550-750 req/s; 4-8 AsyncClients of 4 connections ~1,200-1,400 req/s; the same pools as bare
-    ``httpx.AsyncHTTPTransport`` with prebuilt requests ~2,100-2,400 req/s. We need none of the
-    client-layer features on this path (no redirects, cookies or auth flows), so it is the last.
-    """
-
-    def __init__(self, base_url: str, concurrency: int, timeout_seconds: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._timeout = httpx.Timeout(timeout_seconds).as_dict()
-        count = max(1, math.ceil(concurrency / POOL_SIZE))
-        limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
-        tls = httpx.create_ssl_context()  # loading the CA bundle costs ~30 ms: once, not per pool
-        self._pools = [httpx.AsyncHTTPTransport(verify=tls, limits=limits) for _ in range(count)]
-        self._busy = [0] * count
-
-    async def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
-        """The answer with its body read; raises httpx.TransportError like a client would."""
-        url = f"{self.base_url}{path}?{urlencode(params)}" if params else f"{self.base_url}{path}"
-        request = httpx.Request("GET", url, headers=headers, extensions={"timeout": self._timeout})
-        shard = min(range(len(self._pools)), key=self._busy.__getitem__)
-        self._busy[shard] += 1
-        try:
-            response = await self._pools[shard].handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        finally:
-            self._busy[shard] -= 1
-        response.request = request
-        return response
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
-
-
-@asynccontextmanager
-async def open_client(
-    settings: ClientSettings, stats: FetchStats, max_requests: int | None = None
-) -> AsyncIterator[FeishuClient]:
-    """Sharded pools for the business GETs, one plain client for the (rare) token requests."""
-    sharded = ShardedHttp(settings.base_url, settings.concurrency, settings.timeout_seconds)
-    try:
-        async with httpx.AsyncClient(base_url=settings.base_url, timeout=settings.timeout_seconds) as http:
-            tokens: TokenSource
-            if settings.app_id and settings.app_secret:
-                tokens = TenantToken(http, settings.app_id, settings.app_secret, settings.retry)
-            elif settings.user_access_token:
-                tokens = UserToken(settings.user_access_token)
-            else:
-                raise FatalError(
-                    "no credentials: set SOURCES__FEISHU_TASKS__APP_ID and SOURCES__FEISHU_TASKS__APP_SECRET "
-                    "(or SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN), or put them in .dlt/secrets.toml"
-                )
-            limiter = PacingLimiter(settings.max_rps, settings.max_rpm)
-            yield FeishuClient(sharded, tokens, limiter, settings.retry, stats, max_requests)
-    finally:
-        await sharded.aclose()
 
 
 class _Failed:

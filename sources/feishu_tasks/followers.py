@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from .client import FeishuClient
-from .errors import ApiError, PaginationError, RetriesExhausted
+from .errors import ApiError, TaskError
 from .pagination import iter_pages
 from .settings import (
     CODE_INVALID_TASK,
@@ -80,16 +80,15 @@ async def fetch_task_followers(client: FeishuClient, task_id: str, user_id_type:
                 if follower.id not in seen:  # a follower listed twice is one follow
                     seen.add(follower.id)
                     outcome.followers.append(follower)
-    except ApiError as exc:
-        status = {CODE_INVALID_TASK: STATUS_INVALID, CODE_NO_PERMISSION: STATUS_FORBIDDEN}.get(
-            exc.code or 0, STATUS_FAILED
-        )
-        return _failed(outcome, status, exc.code, str(exc), exc.log_id)
-    except RetriesExhausted as exc:
-        return _failed(outcome, STATUS_FAILED, exc.code, str(exc), exc.log_id)
-    except PaginationError as exc:
-        return _failed(outcome, STATUS_FAILED, None, str(exc), exc.log_id)
+    except TaskError as exc:
+        return _failed(outcome, _status_of(exc), exc.code, str(exc), exc.log_id)
     return outcome
+
+
+def _status_of(exc: TaskError) -> str:
+    """invalid_task and no_permission come from their business codes; anything else is failed."""
+    by_code = {CODE_INVALID_TASK: STATUS_INVALID, CODE_NO_PERMISSION: STATUS_FORBIDDEN}
+    return by_code.get(exc.code or 0, STATUS_FAILED) if isinstance(exc, ApiError) else STATUS_FAILED
 
 
 def _failed(outcome: TaskOutcome, status: str, code: int | None, msg: str, log_id: str | None) -> TaskOutcome:
