@@ -105,7 +105,7 @@ def run_ours(
     """``feishu-followers run`` as a user runs it; then the rows and dlt's step times.
 
     Pass the ``run_dir`` of an earlier run to run again into the same pipeline and file;
-    ``config`` adds ``feishu_tasks`` settings (as env vars, e.g. rows_per_load).
+    ``config`` adds ``sources.feishu_tasks`` settings (as env vars, e.g. rows_per_load).
     """
     import duckdb
 

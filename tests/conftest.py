@@ -44,17 +44,21 @@ class Loader:
         self.pipelines_dir = tmp_path / "pipelines"
 
     def options(
-        self, task_ids: list[str] | tuple[str, ...] = (), discover: bool = False, **source_args: Any
+        self,
+        task_ids: list[str] | tuple[str, ...] = (),
+        discover: bool = False,
+        app_secret: str = APP_SECRET,
+        user_access_token: str | None = None,
+        **source_args: Any,
     ) -> RunOptions:
-        args = {
-            "base_url": self.sim.base_url,
-            "app_id": APP_ID,
-            "app_secret": APP_SECRET,
-            "backoff_base_seconds": 0.01,
-        }
+        """Run options for the simulator's app (or, with ``user_access_token``, a user)."""
+        credentials = (
+            {"user_access_token": user_access_token}
+            if user_access_token
+            else {"app_id": APP_ID, "app_secret": app_secret}
+        )
+        args = {"base_url": self.sim.base_url, "credentials": credentials, "backoff_base_seconds": 0.01}
         args.update(source_args)
-        for key in [k for k, v in args.items() if v is None]:
-            del args[key]
         return RunOptions(
             task_ids=list(task_ids),
             discover=discover,

@@ -33,9 +33,9 @@ def kill_on_call(owner: Any, name: str, nth: int = 1, when: Any = None) -> None:
 
 def arm(point: str) -> None:
     if point == "extract":  # in the middle of extraction: first batch handed to dlt
-        import feishu_tasks as source
+        import feishu_tasks.resources as resources
 
-        kill_on_call(source, "status_table")
+        kill_on_call(resources, "status_table")
     elif point == "normalize":  # after the first extracted file was normalized
         from dlt.normalize.items_normalizers.arrow import ArrowItemsNormalizer
 

@@ -60,17 +60,18 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
         timeout=60,
     )
     assert shown.returncode == 0, shown.stderr
-    assert "feishu_tasks" in shown.stdout and "followers" in shown.stdout, shown.stdout
+    tables = ("task_followers", "task_followers__id_list", "task_fetch_status")
+    assert "feishu_tasks" in shown.stdout and all(table in shown.stdout for table in tables), shown.stdout
 
 
 def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Path) -> None:
     (tmp_path / ".dlt").mkdir()
     (tmp_path / ".dlt" / "config.toml").write_text(
-        f'[feishu_tasks]\nbase_url = "{sim.base_url}"\nduckdb = "from_config.duckdb"\n'
+        f'[sources.feishu_tasks]\nbase_url = "{sim.base_url}"\nduckdb = "from_config.duckdb"\n'
         f'dataset = "configured"\nuser_id_type = "union_id"\npipelines_dir = "{tmp_path / "p"}"\n'
     )
     (tmp_path / ".dlt" / "secrets.toml").write_text(
-        f'[feishu_tasks]\napp_id = "{APP_ID}"\napp_secret = "{APP_SECRET}"\n'
+        f'[sources.feishu_tasks]\napp_id = "{APP_ID}"\napp_secret = "{APP_SECRET}"\n'
     )
     task = world.task_ids()[2]
     done = cli(["run", "--task-id", task], tmp_path)
@@ -123,7 +124,8 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
         "no_ids": "no task ids given",
         "unwritable": "cannot write the DuckDB file",
         "not_json": "without a JSON body",
-        "no_credentials": "no credentials",
+        "no_credentials": "set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET or SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN",
     }[case]
     assert expected in lines[0]
     assert "wrong-secret-3141" not in done.stderr + done.stdout

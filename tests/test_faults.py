@@ -145,5 +145,5 @@ def test_user_access_token(loader: Loader, world: World) -> None:
     from .conftest import USER_TOKEN
 
     ids = world.task_ids()[:5]
-    loader.run(ids, app_id=None, app_secret=None, user_access_token=USER_TOKEN)
+    loader.run(ids, user_access_token=USER_TOKEN)
     assert loader.followers() == truth(world, ids)

@@ -51,8 +51,7 @@ def run_demo(
             quiet=quiet,
             source_args={
                 "base_url": sim.base_url,
-                "app_id": DEMO_APP_ID,
-                "app_secret": DEMO_APP_SECRET,
+                "credentials": {"app_id": DEMO_APP_ID, "app_secret": DEMO_APP_SECRET},
                 "backoff_base_seconds": 0.05,
             },
         )

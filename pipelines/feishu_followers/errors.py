@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import duckdb
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTrace, LookupTraces
 from dlt.pipeline.exceptions import PipelineStepFailed
 from feishu_tasks.errors import FatalError
 
@@ -26,6 +26,39 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
                 stack.append(inner)
 
 
+ENV_PROVIDER = "Environment Variables"
+
+
+def _env_key(traces: list[LookupTrace]) -> str | None:
+    """The env var a user would set: the most specific one without a doubled section.
+
+    dlt tries ``SOURCES__FEISHU_TASKS__FEISHU_TASKS__CREDENTIALS__APP_ID`` first (the source's
+    section and name are both ``feishu_tasks``); the key people write is the one without it.
+    """
+    keys = [
+        (len(t.sections), t.key)
+        for t in traces
+        if t.provider == ENV_PROVIDER and not any(map(str.__eq__, t.sections, t.sections[1:]))
+    ]
+    return max(keys)[1] if keys else None
+
+
+def missing_config_line(exc: ConfigFieldMissingException) -> str:
+    """dlt's missing-field report as one line that names the env vars to set."""
+    choices: list[str] = []
+    for field, traces in exc.traces.items():
+        nested = [t for t in traces if isinstance(t, LookupTraces)]
+        for spec in nested:  # an embedded spec (credentials), or each member of a union of specs
+            keys = [_env_key(list(t)) or name for name, t in spec.traces.items()]
+            choices.append(" and ".join(keys))
+        if not nested:
+            choices.append(_env_key([t for t in traces if isinstance(t, LookupTrace)]) or field)
+    return (
+        f"missing configuration: set {' or '.join(choices)} "
+        "(env vars, or the same keys in .dlt/secrets.toml; see .dlt/secrets.toml.example)"
+    )
+
+
 def explain_failure(exc: BaseException) -> str | None:
     """One line for a known fatal condition; None for a bug, which should show its traceback."""
     causes = list(_causes(exc))
@@ -34,7 +67,7 @@ def explain_failure(exc: BaseException) -> str | None:
             return str(cause)
     for cause in causes:
         if isinstance(cause, ConfigFieldMissingException):
-            return f"missing configuration: {', '.join(cause.fields)} (see .dlt/secrets.toml.example)"
+            return missing_config_line(cause)
         if isinstance(cause, duckdb.Error):
             return f"DuckDB failed: {str(cause).splitlines()[0]}"
     if isinstance(exc, PipelineStepFailed):

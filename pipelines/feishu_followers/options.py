@@ -1,7 +1,7 @@
 """Run-level options: a command-line flag wins, else dlt config, else the default.
 
 dlt's providers (``.dlt/config.toml``, ``.dlt/secrets.toml``, env vars) are the one place
-configuration comes from; ``[feishu_tasks]`` holds both source and run options so a
+configuration comes from; ``[sources.feishu_tasks]`` holds both source and run options so a
 scheduled job can be configured without flags.
 """
 
@@ -15,7 +15,7 @@ import dlt
 
 from .selection import parse_duration
 
-SECTION = "feishu_tasks"
+SECTION = "sources.feishu_tasks"
 
 # Source arguments that a flag may set; the rest dlt resolves inside the source.
 SOURCE_FLAGS = (
@@ -28,7 +28,7 @@ SOURCE_FLAGS = (
 
 
 def from_config(name: str, default: Any) -> Any:
-    """``feishu_tasks.<name>`` from dlt's providers, or ``default``."""
+    """``sources.feishu_tasks.<name>`` from dlt's providers, or ``default``."""
     value = dlt.config.get(f"{SECTION}.{name}")
     return default if value is None else value
 
@@ -51,6 +51,7 @@ class RunOptions:
     stale_after: timedelta | None = None
     max_requests: int | None = None
     dry_run: bool = False
+    rows_per_load: int | None = 500_000
     source_args: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -61,9 +62,6 @@ class RunOptions:
             return flags[name] if flags.get(name) is not None else from_config(name, default)
 
         source_args = {name: flags[name] for name in SOURCE_FLAGS if flags.get(name) is not None}
-        for extra in ("app_id", "app_secret", "user_access_token"):
-            if flags.get(extra) is not None:  # only the demo passes these (its own fake app)
-                source_args[extra] = flags[extra]
         if flags.get("discover_lookback") is not None:
             source_args["discover_lookback_seconds"] = int(
                 parse_duration(flags["discover_lookback"]).total_seconds()
@@ -85,5 +83,6 @@ class RunOptions:
             stale_after=parse_duration(stale_after) if stale_after is not None else None,
             max_requests=int(max_requests) if max_requests is not None else None,
             dry_run=bool(flags.get("dry_run")),
+            rows_per_load=int(pick("rows_per_load", cls.rows_per_load) or 0) or None,
             source_args=source_args,
         )

@@ -14,8 +14,10 @@ from pathlib import Path
 import dlt
 import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-from feishu_tasks import FetchStats, feishu_tasks
+from feishu_tasks import feishu_tasks
+from feishu_tasks.control import RunControl, run_control
 from feishu_tasks.errors import FatalError
+from feishu_tasks.stats import FetchStats
 from feishu_tasks.task_ids import read_task_ids_file
 
 from .errors import fatal_errors_as_one_line
@@ -36,6 +38,7 @@ class RunResult:
     completed_pending: bool
     load_ids: list[str] = field(default_factory=list)
     stale_after_run: int | None = None
+    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: (task, why)
     planned_requests: dict[str, int] = field(default_factory=dict)  # dry run: task → requests
     step_seconds: dict[str, float] = field(default_factory=dict)  # dlt's steps, summed over loads
 
@@ -126,36 +129,42 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
     return pending
 
 
-def run(options: RunOptions) -> RunResult:
-    """Load followers per ``options``; raises FatalError (one line) when the run cannot go on."""
+def run(options: RunOptions, control: RunControl | None = None) -> RunResult:
+    """Load followers per ``options``; raises FatalError (one line) when the run cannot go on.
+
+    ``control`` lets the caller read live counters and stop the run early (see RunControl).
+    """
     started = time.monotonic()
+    control = control or RunControl()
     task_ids = collect_task_ids(options)
     check_destination(options.duckdb_path)
     progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
     pipeline = make_pipeline(options, progress)
     with pipeline_lock(pipeline), fatal_errors_as_one_line():
         completed_pending = finish_pending(pipeline)
-        sweep = stale_task_ids(pipeline, options.stale_after) if options.stale_after is not None else []
-        stats = FetchStats()
-        source = feishu_tasks(
-            task_ids=task_ids,
-            discover=options.discover,
-            full_refresh=options.full_refresh,
-            sweep_task_ids=sweep,
-            max_requests=options.max_requests,
-            expected_pages=estimated_requests(pipeline, sweep) if options.max_requests else None,
-            dry_run=options.dry_run,
-            stats=stats,
-            **options.source_args,
-        )
-        result = RunResult(options, stats, 0.0, completed_pending)
+        if options.stale_after is not None:
+            control.sweep_task_ids = stale_task_ids(pipeline, options.stale_after)
+        if options.max_requests:
+            control.expected_pages = estimated_requests(pipeline, list(control.sweep_task_ids))
+        control.dry_run = options.dry_run
+        control.rows_per_part = options.rows_per_load or None
+        with run_control(control):
+            source = feishu_tasks(
+                task_ids=task_ids,
+                discover=options.discover,
+                full_refresh=options.full_refresh,
+                max_requests=options.max_requests,
+                **options.source_args,
+            )
+        result = RunResult(options, control.stats, 0.0, completed_pending)
         if options.dry_run:
-            pipeline.activate()  # the resource reads the discovery cursor from dlt state
-            for _ in source.resources["followers"]:
-                pass  # invalid ids arrive as items; nothing is loaded
-            result.planned_requests = estimated_requests(pipeline, [task for task, _ in stats.planned])
+            pipeline.activate()  # the fetch reads the discovery cursor from dlt state
+            for _ in source.resources["fetch_followers"]:
+                pass  # listing pages and invalid ids arrive as items; nothing is loaded
+            result.planned = list(control.planned)
+            result.planned_requests = estimated_requests(pipeline, [task for task, _ in control.planned])
         else:
-            while not stats.finished:  # a big run is loaded in parts (rows_per_load)
+            while not control.finished:  # a big run is loaded in parts (rows_per_load)
                 result.load_ids += pipeline.run(source).loads_ids
                 _add_step_times(result.step_seconds, pipeline)
                 after_load(pipeline)

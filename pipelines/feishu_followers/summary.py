@@ -33,7 +33,7 @@ def format_summary(result: RunResult) -> str:
 
 def format_dry_run(result: RunResult) -> str:
     """One line per task the run would fetch (id, why, requests), then the totals."""
-    planned = result.stats.planned
+    planned = result.planned
     cap = result.options.max_requests
     lines, total, within_cap = [], 0, 0
     for task_id, reason in planned:

@@ -84,7 +84,7 @@ class FeishuClient:
             else:
                 body = parse_json_body(response)
                 log_id = log_id_of(response, body)
-                self.stats.count_answer(response.status_code)
+                self.stats.count_answer()
                 code = body.get("code") if body is not None else None
                 if body is not None and code == CODE_OK:
                     data = body.get("data")

@@ -1,30 +1,46 @@
-"""Counters of one fetch, for the run summary, the progress display and the benchmark."""
+"""Live counters of one fetch, for the run summary, the progress display and the benchmark.
+
+The fetch thread writes them; the runner reads them while the fetch goes on. Every field is a
+plain number (or a small dict of numbers) that only ever grows, so a reader in another thread
+sees the latest value or the one just before, never a broken one.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 
 @dataclass
 class FetchStats:
-    """Counters for the run summary and the benchmark."""
+    """What the fetch has done so far."""
 
+    started_at: float = field(default_factory=time.monotonic)
+    # The work: tasks accepted for fetching (grows while a listing runs) and what they cost.
+    tasks_queued: int = 0
+    expected_requests: int = 0  # follower requests the queued tasks should take (last run's counts)
+    expected_requests_done: int = 0  # ... of which belong to tasks that are finished
+    listing_pages: int = 0  # pages of task listings read (discover, task lists)
+    listing_done: bool = False  # no listing left to run (or none was asked for)
+    # Outcomes.
     tasks_by_status: dict[str, int] = field(default_factory=dict)
     followers: int = 0
-    skipped_by_budget: int = 0
-    finished: bool = False  # every task of the run went into a load
-    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: (task_id, reason)
-    sent: int = 0
-    requests: int = 0
+    skipped_by_budget: int = 0  # left for a later run: --max-requests reached
+    interrupted: int = 0  # left for a later run: the run was asked to stop
+    # Requests.
+    sent: int = 0  # counted before sending, for the --max-requests cap
+    requests: int = 0  # answered (any status)
     retries: int = 0
     rate_limited: int = 0
     token_refreshes: int = 0
-    by_status: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def tasks_done(self) -> int:
+        return sum(self.tasks_by_status.values())
 
     def count_outcome(self, status: str, followers: int) -> None:
         self.tasks_by_status[status] = self.tasks_by_status.get(status, 0) + 1
         self.followers += followers
 
-    def count_answer(self, status: int) -> None:
+    def count_answer(self) -> None:
         self.requests += 1
-        self.by_status[status] = self.by_status.get(status, 0) + 1

@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+# A malformed id is recorded as given, up to this many characters (it is a key, not a document).
+MAX_INVALID_ID_CHARS = 200
 # Feishu task ids are UUIDs such as 0d38e26e-190a-49e9-93a2-35067763ed1f.
 _TASK_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -16,11 +18,20 @@ def normalize_task_id(raw: str) -> str | None:
     return candidate if _TASK_ID_RE.fullmatch(candidate) else None
 
 
+def task_key(raw: str) -> str:
+    """The id as stored in ``task_fetch_status``: canonical when valid, else trimmed and cut short."""
+    return normalize_task_id(raw) or raw.strip()[:MAX_INVALID_ID_CHARS]
+
+
 def unique_in_order(raw_ids: Iterable[str]) -> Iterator[str]:
-    """Each id once, first occurrence wins; ids are compared in canonical form when valid."""
+    """Each id once by its stored key (``task_key``), first occurrence wins.
+
+    Deduplicating on the stored key keeps the summary's counts equal to the table's rows:
+    two long garbage lines that share their first 200 characters are one row, and one count.
+    """
     seen: set[str] = set()
     for raw in raw_ids:
-        key = normalize_task_id(raw) or raw.strip()
+        key = task_key(raw)
         if key and key not in seen:
             seen.add(key)
             yield key

@@ -1,0 +1,54 @@
+"""Credentials as dlt secrets: a self-built app's id and secret, or a user access token.
+
+dlt resolves them like any verified source's credentials, from ``.dlt/secrets.toml``
+(``[sources.feishu_tasks.credentials]``) or env vars such as
+``SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID``; when neither kind is found, dlt's
+``ConfigFieldMissingException`` names every key it tried. The shorter keys without the
+``credentials`` section (``SOURCES__FEISHU_TASKS__APP_ID``, ``[sources.feishu_tasks] app_id``)
+are read too, because the connector documented them before it had a credentials spec.
+"""
+
+from __future__ import annotations
+
+import dlt
+from dlt.common.configuration import configspec
+from dlt.common.configuration.specs import CredentialsConfiguration
+from dlt.common.typing import TSecretStrValue
+
+SOURCE_SECTION = "sources.feishu_tasks"
+
+
+def _fill_from_source_section(config: CredentialsConfiguration, fields: tuple[str, ...]) -> None:
+    """Take missing fields from ``[sources.feishu_tasks]`` itself (the short, older keys)."""
+    for name in fields:
+        if getattr(config, name) is None:
+            # no type: dlt.secrets then traces the lookup as a secret, and no coercion is needed
+            value = dlt.secrets.get(f"{SOURCE_SECTION}.{name}")
+            if value is not None:
+                setattr(config, name, str(value))
+    if not config.is_partial():
+        config.resolve()
+
+
+@configspec
+class FeishuAppCredentials(CredentialsConfiguration):
+    """A self-built app: the connector fetches and refreshes a tenant access token itself."""
+
+    app_id: str = None
+    app_secret: TSecretStrValue = None
+
+    def on_partial(self) -> None:
+        _fill_from_source_section(self, ("app_id", "app_secret"))
+
+
+@configspec
+class FeishuUserCredentials(CredentialsConfiguration):
+    """A user access token (``u-...``): it sees what that user sees, and cannot be refreshed here."""
+
+    user_access_token: TSecretStrValue = None
+
+    def on_partial(self) -> None:
+        _fill_from_source_section(self, ("user_access_token",))
+
+
+FeishuCredentials = FeishuAppCredentials | FeishuUserCredentials

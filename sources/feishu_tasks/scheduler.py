@@ -1,0 +1,232 @@
+"""Which task is fetched when: the async side of one run's fetch.
+
+Order of work: the given ids, then the tasks a listing finds (``discover``), then the runner's
+stale sweep, each id once. ``concurrency`` workers take ids from a bounded queue; a task
+starts only while its expected requests fit under ``max_requests`` (``Admission``); finished
+outcomes are grouped into batches of about ``batch_rows`` rows (``Batcher``) and emitted to
+the thread bridge. When the runner asks to stop, no new task starts and the requests in flight
+are cancelled; what finished is still emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .bridge import Emit
+from .client import ClientSettings, open_client
+from .control import RunControl
+from .discovery import iter_task_pages
+from .errors import BudgetExhausted, FatalError
+from .followers import TaskOutcome, fetch_task_followers, invalid_outcome
+from .task_ids import normalize_task_id, unique_in_order
+
+STOP_POLL_SECONDS = 0.1
+
+
+@dataclass
+class FetchPlan:
+    """What one run fetches (the source's parameters; the runner's extras are in RunControl)."""
+
+    task_ids: Iterable[str]
+    user_id_type: str = "open_id"
+    discover: bool = False
+    discover_since: int | None = None  # Unix seconds: list tasks created from then on
+    max_requests: int | None = None
+    batch_rows: int = 20_000
+
+
+@dataclass
+class OutcomeBatch:
+    """Finished tasks, handed to dlt together."""
+
+    outcomes: list[TaskOutcome]
+    rows: int  # follower rows plus one per task: what a load of this batch writes
+
+
+@dataclass
+class DiscoveredTasks:
+    """A page of task objects from the task listing (``discover``)."""
+
+    tasks: list[dict[str, Any]]
+
+
+@dataclass
+class DiscoveryDone:
+    """End of the task listing: the newest ``update_time`` seen, and whether it ran to the end."""
+
+    max_update_time: int | None
+    complete: bool
+
+
+class Admission:
+    """Starts a task only if its expected requests still fit under ``max_requests``.
+
+    Tasks are admitted in order (the stale sweep oldest first): once one does not fit, no
+    later one starts, so the next run begins with it and a big task is never starved by small
+    ones. The client's hard cap still stops any task that needs more pages than expected.
+    """
+
+    def __init__(self, max_requests: int | None) -> None:
+        self.max_requests = max_requests
+        self.listing_requests = 0
+        self.reserved = 0
+        self.closed = False
+
+    def admit(self, cost: int) -> bool:
+        if self.max_requests is None:
+            return True
+        first = self.reserved == 0  # a task bigger than the whole cap still gets its turn
+        if self.closed or (not first and self.listing_requests + self.reserved + cost > self.max_requests):
+            self.closed = True
+            return False
+        self.reserved += cost
+        return True
+
+
+class Batcher:
+    """Groups outcomes into batches of about ``batch_rows`` rows before they cross threads."""
+
+    def __init__(self, emit: Emit, batch_rows: int) -> None:
+        self._emit = emit
+        self._batch_rows = batch_rows
+        self._outcomes: list[TaskOutcome] = []
+        self._rows = 0
+
+    async def add(self, outcome: TaskOutcome) -> None:
+        self._outcomes.append(outcome)
+        self._rows += len(outcome.followers) + 1
+        if self._rows >= self._batch_rows:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._outcomes:
+            batch = OutcomeBatch(self._outcomes, self._rows)
+            self._outcomes, self._rows = [], 0
+            await self._emit(batch)
+
+
+def _first_cause(exc: BaseException) -> BaseException:
+    """The FatalError inside a TaskGroup's exception group, else its first leaf exception."""
+    while isinstance(exc, BaseExceptionGroup):
+        fatal = [e for e in exc.exceptions if isinstance(e, FatalError)]
+        exc = fatal[0] if fatal else exc.exceptions[0]
+    return exc
+
+
+def _int_or_zero(value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+class FetchScheduler:
+    """Runs one fetch on the current event loop; ``run`` is the bridge's producer."""
+
+    def __init__(self, plan: FetchPlan, settings: ClientSettings, control: RunControl) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.control = control
+        self.stats = control.stats
+        self.expected_pages: Mapping[str, int] = control.expected_pages
+        self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=settings.concurrency * 4)
+        self._seen: set[str] = set()
+        self._admission = Admission(plan.max_requests)
+
+    async def run(self, emit: Emit, closed: threading.Event) -> None:
+        """Fetch every task of the plan, emitting batches of outcomes (and listing pages)."""
+        self._emit = emit
+        self._batcher = Batcher(emit, self.plan.batch_rows)
+        async with open_client(self.settings, self.stats, self.plan.max_requests) as client:
+            self._client = client
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(self._feed())]
+                    tasks += [group.create_task(self._work()) for _ in range(self.settings.concurrency)]
+                    group.create_task(self._cancel_when_stopped(tasks, closed))
+            except BaseExceptionGroup as errors:  # one worker's fatal error ends the run: say which
+                raise _first_cause(errors) from None
+        await self._batcher.flush()
+
+    # ------------------------------------------------------------------ feeding ids
+    async def _feed(self) -> None:
+        for raw in unique_in_order(self.plan.task_ids):
+            task_id = normalize_task_id(raw)
+            if task_id is None:
+                await self._finish(invalid_outcome(raw, "not a task id: a UUID was expected"), expected=0)
+            else:
+                await self._enqueue(task_id, "given")
+        if self.plan.discover:
+            await self._discover()
+        self.stats.listing_done = True
+        for task_id in self.control.sweep_task_ids:
+            await self._enqueue(task_id, "stale")
+        for _ in range(self.settings.concurrency):
+            await self._queue.put(None)
+
+    async def _enqueue(self, task_id: str, reason: str) -> None:
+        if task_id not in self._seen:
+            self._seen.add(task_id)
+            self.stats.tasks_queued += 1
+            self.stats.expected_requests += self.expected_pages.get(task_id, 1)
+            await self._queue.put((task_id, reason))
+
+    async def _discover(self) -> None:
+        """List the tasks the token can see; the cursor advances only after a complete listing."""
+        newest: int | None = None
+        pages = iter_task_pages(self._client, self.plan.user_id_type, self.plan.discover_since)
+        try:
+            async for tasks in pages:
+                self._admission.listing_requests += 1
+                self.stats.listing_pages += 1
+                if not self.control.dry_run:
+                    await self._emit(DiscoveredTasks(tasks))
+                for task in tasks:
+                    newest = max(newest or 0, _int_or_zero(task.get("update_time")))
+                    if task_id := normalize_task_id(str(task.get("id", ""))):
+                        await self._enqueue(task_id, "discovered")
+        except BudgetExhausted:
+            await self._emit(DiscoveryDone(newest, complete=False))
+            return
+        await self._emit(DiscoveryDone(newest, complete=True))
+
+    # ------------------------------------------------------------------ fetching
+    async def _work(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            await self._fetch(*item)
+
+    async def _fetch(self, task_id: str, reason: str) -> None:
+        expected = self.expected_pages.get(task_id, 1)
+        if self.control.dry_run:
+            self.control.planned.append((task_id, reason))
+            return
+        if not self._admission.admit(expected):
+            self.stats.skipped_by_budget += 1
+            return
+        try:
+            outcome = await fetch_task_followers(self._client, task_id, self.plan.user_id_type)
+        except BudgetExhausted:  # left for a later run: no outcome, no status row
+            self.stats.skipped_by_budget += 1
+            return
+        except asyncio.CancelledError:  # the run is stopping: this task waits for the next run
+            self.stats.interrupted += 1
+            raise
+        await self._finish(outcome, expected)
+
+    async def _finish(self, outcome: TaskOutcome, expected: int) -> None:
+        self.stats.count_outcome(outcome.status, len(outcome.followers))
+        self.stats.expected_requests_done += expected
+        await self._batcher.add(outcome)
+
+    async def _cancel_when_stopped(self, tasks: list[asyncio.Task[None]], closed: threading.Event) -> None:
+        """Cancel the feeder and the workers once the runner (or the consumer) says stop."""
+        while not all(task.done() for task in tasks):
+            if self.control.stop.is_set() or closed.is_set():
+                for task in tasks:
+                    task.cancel()
+                return
+            await asyncio.sleep(STOP_POLL_SECONDS)
