@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pytest
+
 from feishu_followers.options import RunOptions
 from feishu_followers.run import RunResult, run
 from feishu_simulator import Faults, Simulator, World

@@ -8,6 +8,7 @@ from itertools import combinations
 
 import duckdb
 import pytest
+
 from feishu_followers.analytics import FollowerAnalytics
 from feishu_followers.run import run
 from feishu_followers.views import BUCKETS

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from feishu_followers.run import run
 from feishu_simulator import Simulator, World
 from feishu_tasks.errors import FatalError
@@ -125,7 +126,8 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
         "unwritable": "cannot write the DuckDB file",
         "not_json": "without a JSON body",
         "no_credentials": "set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
-        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET or SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN",
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET or "
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN",
     }[case]
     assert expected in lines[0]
     assert "wrong-secret-3141" not in done.stderr + done.stdout

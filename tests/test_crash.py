@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from feishu_simulator import World
 
 from .conftest import APP_ID, APP_SECRET, DATASET, REPO, Loader, truth

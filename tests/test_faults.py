@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from feishu_simulator import World
 
 from .conftest import DATASET, Loader, truth

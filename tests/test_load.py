@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from feishu_followers.run import run
 from feishu_simulator import World
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from feishu_tasks.ratelimit import PacingLimiter
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from feishu_simulator import Faults, Simulator, World
 
 APP_ID, APP_SECRET, USER_TOKEN = "cli_test", "test-secret", "u-testuser"

@@ -7,6 +7,7 @@ from datetime import timedelta
 from itertools import combinations
 
 import duckdb
+
 from feishu_followers.views import BUCKETS, create_views
 from feishu_simulator import World
 

@@ -17,6 +17,7 @@ import dlt
 import duckdb
 import pandas as pd
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
 from feishu_tasks.settings import STATUSES
 
 from .selection import parse_duration

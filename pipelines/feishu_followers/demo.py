@@ -7,6 +7,7 @@ followers, none, forbidden, failing, malformed ids) and mild faults (429s, 5xx, 
 from __future__ import annotations
 
 import duckdb
+
 from feishu_simulator import Faults, Simulator, World
 
 from .options import RunOptions

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTrace, LookupTraces
 from dlt.pipeline.exceptions import PipelineStepFailed
+
 from feishu_tasks.errors import FatalError
 
 

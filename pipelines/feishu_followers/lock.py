@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dlt
+
 from feishu_tasks.errors import FatalError
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import dlt
 import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
 from feishu_tasks.errors import FatalError
@@ -24,8 +25,8 @@ from .errors import fatal_errors_as_one_line
 from .history import apply_history
 from .lock import pipeline_lock
 from .options import RunOptions
+from .post_load import after_load
 from .selection import count_stale, estimated_requests, stale_task_ids
-from .views import create_views
 
 
 @dataclass
@@ -98,12 +99,6 @@ def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
         pipelines_dir=options.pipelines_dir,
         **extra,
     )
-
-
-def after_load(pipeline: dlt.Pipeline) -> None:
-    """Post-load steps that derive relations from the loaded tables; each one is idempotent."""
-    apply_history(pipeline)
-    create_views(pipeline)
 
 
 def _add_step_times(totals: dict[str, float], pipeline: dlt.Pipeline) -> None:

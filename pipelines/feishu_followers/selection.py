@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
 from feishu_tasks.errors import FatalError
 from feishu_tasks.settings import FOLLOWERS_PAGE_SIZE
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import dlt
 import duckdb
+
 from feishu_tasks.settings import STATUSES
 
 STALE_AFTER = timedelta(hours=24)  # default threshold of the ``stale_tasks`` view
