@@ -100,14 +100,18 @@ def truth(world: World, task_ids: list[str], user_id_type: str = "open_id") -> d
 
 
 def cli(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    command: list[str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``feishu-followers`` as a user would, in a fresh process."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    """Run ``feishu-followers`` (or ``command``) as a user would, in a fresh process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     full_env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "feishu_followers.cli", *args],
+        [*(command or [sys.executable, "-m", "feishu_followers.cli"]), *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

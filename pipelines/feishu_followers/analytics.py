@@ -2,7 +2,7 @@
 
 For notebook users: no SQL for the common questions, and the same answers as the views.
 
-    with FollowerAnalytics.open("feishu_tasks.duckdb") as fa:
+    with FollowerAnalytics.open("feishu_followers.duckdb") as fa:
         fa.follower_count_distribution()
 """
 

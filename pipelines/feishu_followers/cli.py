@@ -72,7 +72,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     api.add_argument("--max-rps", type=float, help="requests per second ceiling (default 50; 0 = off)")
     api.add_argument("--max-rpm", type=float, help="requests per minute ceiling (default 1000; 0 = off)")
     dest = parser.add_argument_group("destination")
-    dest.add_argument("--duckdb", metavar="PATH", help="DuckDB file (default ./feishu_tasks.duckdb)")
+    dest.add_argument("--duckdb", metavar="PATH", help="DuckDB file (default ./feishu_followers.duckdb)")
     dest.add_argument("--dataset", metavar="NAME", help="dataset (schema) name (default feishu_tasks)")
     dest.add_argument(
         "--pipelines-dir", metavar="DIR", help="dlt's working folder (default ~/.dlt/pipelines)"

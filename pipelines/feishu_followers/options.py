@@ -41,7 +41,7 @@ class RunOptions:
     task_ids_file: str | None = None
     task_ids_query: str | None = None
     discover: bool = False
-    duckdb_path: str = "./feishu_tasks.duckdb"
+    duckdb_path: str = "./feishu_followers.duckdb"
     dataset: str = "feishu_tasks"
     pipeline_name: str = "feishu_tasks"
     pipelines_dir: str | None = None

@@ -17,7 +17,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
-from feishu_tasks.errors import FatalError
+from feishu_tasks.errors import ConfigError, FatalError
 from feishu_tasks.stats import FetchStats
 from feishu_tasks.task_ids import read_task_ids_file
 
@@ -73,9 +73,14 @@ def query_task_ids(duckdb_path: str, sql: str) -> list[str]:
     return [str(row[0]) for row in rows if row and row[0] is not None]
 
 
-def check_destination(duckdb_path: str) -> None:
+def check_destination(duckdb_path: str, dataset: str) -> None:
     """Open the DuckDB file once, so an unwritable or busy destination stops us before any request."""
     path = Path(duckdb_path)
+    if path.stem == dataset:
+        raise ConfigError(
+            f"the DuckDB file {duckdb_path} is named like the dataset {dataset!r}: DuckDB then cannot tell "
+            "the file from the schema; choose another file name (--duckdb) or dataset (--dataset)"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         duckdb.connect(str(path)).close()
@@ -132,7 +137,7 @@ def run(options: RunOptions, control: RunControl | None = None) -> RunResult:
     started = time.monotonic()
     control = control or RunControl()
     task_ids = collect_task_ids(options)
-    check_destination(options.duckdb_path)
+    check_destination(options.duckdb_path, options.dataset)
     progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
     pipeline = make_pipeline(options, progress)
     with pipeline_lock(pipeline), fatal_errors_as_one_line():
