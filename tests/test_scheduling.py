@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from feishu_followers.lock import pipeline_lock
+from feishu_followers.lock import run_lock
 from feishu_followers.run import make_pipeline
 from feishu_simulator import World
 
@@ -112,22 +112,28 @@ def test_dry_run_cli_output(loader: Loader, world: World, tmp_path) -> None:
 
 
 def test_second_concurrent_run_is_refused(loader: Loader, world: World, tmp_path) -> None:
+    """Another run of the pipeline, or another pipeline on the same DuckDB file: exit 3, nothing touched."""
     options = loader.options(world.task_ids()[:3])
-    pipeline = make_pipeline(options, progress=False)
     env = {
         "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
         "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
         "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
     }
-    args = ["run", "--task-id", world.task_ids()[0], "--duckdb", str(loader.duckdb)]
-    args += ["--pipelines-dir", str(loader.pipelines_dir)]
-    with pipeline_lock(pipeline):  # a run of the same pipeline holds the lock
-        started = time.monotonic()
-        done = cli(args, tmp_path, env)
-    assert done.returncode == 3, done.stderr
-    assert time.monotonic() - started < 60
-    assert done.stderr.strip().count("\n") == 0
-    assert "another run of pipeline 'feishu_tasks' is in progress" in done.stderr
-    assert loader.sim.stats.as_dict()["business_requests"] == 0
-    done = cli(args, tmp_path, env)  # the lock is released with its holder
-    assert done.returncode == 0, done.stderr
+    same_pipeline = ["--duckdb", str(loader.duckdb), "--pipelines-dir", str(loader.pipelines_dir)]
+    same_file = ["--duckdb", str(loader.duckdb), "--pipelines-dir", str(tmp_path / "elsewhere")]
+    for where, message in (
+        (same_pipeline, "another run of pipeline 'feishu_tasks' is in progress"),
+        (same_file, f"another run is loading {loader.duckdb.resolve()}"),
+    ):
+        with run_lock(options.pipeline_name, str(loader.pipelines_dir), options.duckdb_path):
+            started = time.monotonic()
+            done = cli(["run", "--task-id", world.task_ids()[0], *where], tmp_path, env)
+        assert done.returncode == 3, done.stderr
+        assert time.monotonic() - started < 60
+        assert done.stderr.strip().count("\n") == 0
+        assert message in done.stderr
+        assert loader.sim.stats.as_dict()["business_requests"] == 0
+    assert not loader.duckdb.exists()  # nothing touched the destination
+    assert not (tmp_path / "elsewhere" / "feishu_tasks").exists()  # nor dlt's working folder
+    done = cli(["run", "--task-id", world.task_ids()[0], *same_pipeline], tmp_path, env)
+    assert done.returncode == 0, done.stderr  # the locks are released with their holder

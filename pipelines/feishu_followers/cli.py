@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 from feishu_tasks.errors import FatalError
@@ -51,6 +54,11 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-requests", type=int, metavar="N", help="cap the run's API calls; the rest waits for later runs"
     )
     sched.add_argument(
+        "--lock-timeout",
+        metavar="DURATION",
+        help="how long to wait for a DuckDB file that another process holds (default 5m)",
+    )
+    sched.add_argument(
         "--dry-run",
         action="store_true",
         help="list the tasks a run would fetch and their requests; fetch nothing",
@@ -81,6 +89,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--duckdb-memory-limit", metavar="SIZE", help="DuckDB's memory limit while loading (default 256MB)"
     )
     parser.add_argument("--quiet", action="store_true", default=None, help="print nothing but errors")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show dlt's progress log and, for a bug, the traceback"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,21 +107,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--pipelines-dir", metavar="DIR")
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
     return parser
 
 
+def _say(line: str) -> None:
+    print(f"feishu-followers: {line}", file=sys.stderr, flush=True)
+
+
 def _run(args: argparse.Namespace) -> int:
+    from feishu_tasks.control import RunControl
+
     from .options import RunOptions
     from .run import run
+    from .signals import signal_name, stop_on_signals
     from .summary import format_dry_run, format_summary
 
     options = RunOptions.resolve(vars(args))
-    result = run(options)
+    control = RunControl()
+    with stop_on_signals(control, _say) as stop:
+        result = run(options, control)
     if options.dry_run:
         print(format_dry_run(result))
     elif not options.quiet:
         print(format_summary(result))
-    return 0
+    if stop.signum is None:
+        return 0
+    stats = result.stats
+    _say(
+        f"stopped by {signal_name(stop.signum)}: {stats.tasks_done} tasks fetched and loaded; "
+        "the rest waits for the next run"
+    )
+    return stop.exit_code
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -124,8 +152,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _abort_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Until a run installs its own handlers, SIGTERM ends the process like Ctrl-C: one line."""
+    from .signals import Aborted
+
+    raise Aborted(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    signal.signal(signal.SIGTERM, _abort_on_sigterm)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["simulate"]:  # the simulator parses its own options (and aiohttp loads only then)
         from feishu_simulator.__main__ import main as simulate
@@ -136,12 +172,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Any] = {"run": _run, "demo": _demo}
     try:
         return handlers[args.command](args)
-    except KeyboardInterrupt:
-        print("feishu-followers: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM, or one before the run started
+        signum = getattr(exc, "signum", signal.SIGINT)
+        _say(f"aborted by {signal.Signals(signum).name}; the next run completes what this one left")
+        return 128 + signum
     except FatalError as exc:  # the one-line promise: fatal errors end in a single clear line
-        print(f"feishu-followers: error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return EXIT_BUSY if isinstance(exc, PipelineBusy) else EXIT_FATAL
+    except Exception as exc:  # a bug: still one line, the traceback only when asked for
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        text = str(exc).strip().splitlines()
+        _say(
+            f"error: unexpected {type(exc).__name__}: {text[0] if text else ''} "
+            "(a bug: please report it; --verbose shows the traceback)"
+        )
+        return EXIT_FATAL
 
 
 if __name__ == "__main__":

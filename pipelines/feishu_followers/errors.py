@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import duckdb
-from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTrace, LookupTraces
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigProviderException,
+    ConfigValueCannotBeCoercedException,
+    LookupTrace,
+    LookupTraces,
+)
+from dlt.common.configuration.specs.base_configuration import extract_inner_hint, is_secret_hint
+from dlt.common.destination.exceptions import DestinationTerminalException
+from dlt.destinations.exceptions import DatabaseException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from feishu_tasks.errors import FatalError
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
+def causes(exc: BaseException) -> Iterator[BaseException]:
     """The exception and everything it wraps (dlt wraps ours in PipelineStepFailed and more)."""
     seen: set[int] = set()
     stack = [exc]
@@ -60,19 +70,54 @@ def missing_config_line(exc: ConfigFieldMissingException) -> str:
     )
 
 
+DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """Where the chain holds a full disk, that is the cause to show, whatever failed after it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    text = str(exc)
+    for marker in DISK_FULL_MARKERS:
+        if marker in text:
+            line = next(line for line in text.splitlines() if marker in line)
+            return f"the disk is full: {line.strip()}"
+    return None
+
+
+def _bad_config_value(exc: ConfigValueCannotBeCoercedException) -> str:
+    shown = "" if is_secret_hint(exc.hint) else f" {exc.field_value!r}"
+    expected = getattr(extract_inner_hint(exc.hint), "__name__", str(exc.hint))
+    return f"configuration value {exc.field_name}:{shown} is not a valid {expected}"
+
+
 def explain_failure(exc: BaseException) -> str | None:
-    """One line for a known fatal condition; None for a bug, which should show its traceback."""
-    causes = list(_causes(exc))
-    for cause in causes:
+    """One line for a known fatal condition; None for a bug, which the CLI still shows as one line."""
+    chain = list(causes(exc))
+    for cause in chain:
         if isinstance(cause, FatalError):
             return str(cause)
-    for cause in causes:
+    for cause in chain:
+        if line := _disk_full(cause):
+            return line
+    for cause in chain:
         if isinstance(cause, ConfigFieldMissingException):
             return missing_config_line(cause)
+        if isinstance(cause, ConfigValueCannotBeCoercedException):
+            return _bad_config_value(cause)
+        if isinstance(cause, ConfigProviderException):
+            return f"cannot read dlt's configuration: {_first_line(cause)}"
         if isinstance(cause, duckdb.Error):
-            return f"DuckDB failed: {str(cause).splitlines()[0]}"
+            return f"DuckDB failed: {_first_line(cause)}"
+        if isinstance(cause, DestinationTerminalException | DatabaseException):
+            return f"the destination failed: {_first_line(cause)}"
     if isinstance(exc, PipelineStepFailed):
-        return f"pipeline step {exc.step} failed: {str(exc.exception).splitlines()[0]}"
+        return f"pipeline step {exc.step} failed: {_first_line(exc.exception)}"
     return None
 
 

@@ -1,39 +1,72 @@
-"""One run at a time per pipeline: a second one refuses instead of corrupting state."""
+"""One run at a time per pipeline and per destination: a second one refuses and touches nothing.
+
+Two exclusive, non-blocking ``flock``s, taken before anything reads or writes the pipeline's
+working folder or the destination:
+
+- the pipeline's, beside its working folder: two runs of one pipeline would share its state
+  and pending packages;
+- the destination's, beside a DuckDB file: two pipelines (another ``--pipelines-dir``) loading
+  the same file would interleave their merges and histories.
+
+The kernel releases a ``flock`` when its holder dies, so a killed run never leaves a stale lock.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-
-import dlt
 
 from feishu_tasks.errors import FatalError
 
 
 class PipelineBusy(FatalError):
-    """Another process is running the same pipeline."""
+    """Another process is running the same pipeline, or loading the same destination."""
 
 
 @contextmanager
-def pipeline_lock(pipeline: dlt.Pipeline) -> Iterator[None]:
-    """An exclusive, non-blocking ``flock`` beside the pipeline's working folder.
-
-    The kernel releases it when the holder dies, so a killed run never leaves a stale lock.
-    """
-    path = Path(pipeline.pipelines_dir) / f".{pipeline.pipeline_name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _flock(path: Path, busy_message: str) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise PipelineBusy(
-                f"another run of pipeline {pipeline.pipeline_name!r} is in progress "
-                f"(lock {path}); wait for it to finish"
-            ) from None
+            raise PipelineBusy(busy_message) from None
         yield
     finally:
         os.close(fd)
+
+
+def _lock_file(path: Path, what: str) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FatalError(f"cannot write {what} {path.parent}: {exc.strerror or exc}") from None
+    return path
+
+
+@contextmanager
+def run_lock(pipeline_name: str, pipelines_dir: str | Path, duckdb_path: str | Path | None) -> Iterator[None]:
+    """Hold the pipeline's lock and, for a DuckDB destination, the file's, for the whole run."""
+    with ExitStack() as locks:
+        pipeline_lock = _lock_file(Path(pipelines_dir) / f".{pipeline_name}.lock", "the pipelines folder")
+        locks.enter_context(
+            _flock(
+                pipeline_lock,
+                f"another run of pipeline {pipeline_name!r} is in progress (lock {pipeline_lock}); "
+                "wait for it to finish",
+            )
+        )
+        if duckdb_path is not None:
+            database = Path(duckdb_path).resolve()
+            file_lock = _lock_file(database.with_name(database.name + ".lock"), "the DuckDB file's folder")
+            locks.enter_context(
+                _flock(
+                    file_lock,
+                    f"another run is loading {database} (lock {file_lock}), from another pipeline or "
+                    "--pipelines-dir; wait for it to finish",
+                )
+            )
+        yield

@@ -7,11 +7,14 @@ scheduled job can be configured without flags.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import dlt
+
+from feishu_tasks.errors import ConfigError, FatalError
 
 from .selection import parse_duration
 
@@ -33,6 +36,54 @@ def from_config(name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def parse_bool(value: Any) -> bool:
+    """A flag from TOML (a bool) or an env var (a string such as ``true`` / ``0``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(value)
+
+
+def parse_count(value: Any) -> int:
+    """A whole number, at least 0."""
+    number = int(str(value).strip())
+    if number < 0:
+        raise ValueError(value)
+    return number
+
+
+def _seconds(value: Any) -> float:
+    return parse_duration(str(value)).total_seconds()
+
+
+# Run options read from flags or dlt config: name → (parser, what it accepts).
+PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "discover": (parse_bool, "true or false"),
+    "quiet": (parse_bool, "true or false"),
+    "max_requests": (parse_count, "a whole number of requests"),
+    "rows_per_load": (parse_count, "a whole number of rows (0 = one load)"),
+    "stale_after": (parse_duration, "a duration such as 90s, 15m, 6h or 7d"),
+    "lock_timeout": (_seconds, "a duration such as 90s, 5m or 1h"),
+    "discover_lookback": (_seconds, "a duration such as 6h or 1d"),
+}
+
+
+def parsed(name: str, value: Any) -> Any:
+    """``value`` of run option ``name`` in its type; a ConfigError naming the key otherwise."""
+    parse, accepts = PARSERS[name]
+    try:
+        return parse(value)
+    except (ValueError, TypeError, FatalError):
+        env = f"{SECTION}.{name}".upper().replace(".", "__")
+        raise ConfigError(
+            f"--{name.replace('_', '-')} / {SECTION}.{name} ({env}): cannot use {value!r}; expected {accepts}"
+        ) from None
+
+
 @dataclass
 class RunOptions:
     """What one ``feishu-followers run`` does."""
@@ -52,6 +103,7 @@ class RunOptions:
     max_requests: int | None = None
     dry_run: bool = False
     rows_per_load: int | None = 500_000
+    lock_timeout_seconds: float = 300.0
     source_args: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -61,28 +113,30 @@ class RunOptions:
         def pick(name: str, default: Any) -> Any:
             return flags[name] if flags.get(name) is not None else from_config(name, default)
 
+        def typed(name: str, default: Any) -> Any:
+            value = pick(name, None)
+            return default if value is None else parsed(name, value)
+
         source_args = {name: flags[name] for name in SOURCE_FLAGS if flags.get(name) is not None}
         if flags.get("discover_lookback") is not None:
-            source_args["discover_lookback_seconds"] = int(
-                parse_duration(flags["discover_lookback"]).total_seconds()
-            )
-        stale_after = pick("stale_after", None)
-        max_requests = pick("max_requests", None)
+            lookback = parsed("discover_lookback", flags["discover_lookback"])
+            source_args["discover_lookback_seconds"] = int(lookback)
         return cls(
             task_ids=list(flags.get("task_ids") or []),
             task_ids_file=flags.get("task_ids_file"),
             task_ids_query=flags.get("task_ids_query"),
-            discover=bool(flags.get("discover")) or bool(from_config("discover", False)),
+            discover=bool(flags.get("discover")) or typed("discover", False),
             duckdb_path=str(pick("duckdb", cls.duckdb_path)),
             dataset=str(pick("dataset", cls.dataset)),
             pipeline_name=str(pick("pipeline_name", cls.pipeline_name)),
             pipelines_dir=pick("pipelines_dir", None),
             duckdb_memory_limit=pick("duckdb_memory_limit", cls.duckdb_memory_limit) or None,
-            quiet=bool(flags.get("quiet")) or bool(from_config("quiet", False)),
+            quiet=bool(flags.get("quiet")) or typed("quiet", False),
             full_refresh=bool(flags.get("full_refresh")),
-            stale_after=parse_duration(stale_after) if stale_after is not None else None,
-            max_requests=int(max_requests) if max_requests is not None else None,
+            stale_after=typed("stale_after", None),
+            max_requests=typed("max_requests", None),
             dry_run=bool(flags.get("dry_run")),
-            rows_per_load=int(pick("rows_per_load", cls.rows_per_load) or 0) or None,
+            rows_per_load=typed("rows_per_load", cls.rows_per_load) or None,
+            lock_timeout_seconds=typed("lock_timeout", cls.lock_timeout_seconds),
             source_args=source_args,
         )

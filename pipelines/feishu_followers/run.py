@@ -1,19 +1,26 @@
-"""One load: task ids in, DuckDB tables out, with the guarantees a scheduler needs.
+"""One run: task ids in, tables out, with the guarantees a scheduler needs.
 
-Order of work: refuse a concurrent run (lock) → finish any load a killed run left pending →
-extract, normalize and load this run → post-load steps (history, views) → summary.
+Order of work: refuse a concurrent run (locks, before anything is touched) → wait, bounded,
+for a DuckDB file that a reader holds → finish any load an earlier run left pending → extract,
+normalize and load this run in parts, each followed by the history and views → prune dlt's
+working folder → summary. A stop request (Ctrl-C, SIGTERM) ends the fetch early; what was
+fetched is still loaded.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import dlt
 import duckdb
+from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.extract import DltSource
 
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
@@ -23,10 +30,14 @@ from feishu_tasks.task_ids import read_task_ids_file
 
 from .errors import fatal_errors_as_one_line
 from .history import apply_history
-from .lock import pipeline_lock
+from .housekeeping import prune_completed_packages
+from .lock import run_lock
 from .options import RunOptions
 from .post_load import after_load
 from .selection import count_stale, estimated_requests, stale_task_ids
+from .waiting import busy_reason, wait_while_busy
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -116,39 +127,44 @@ def _add_step_times(totals: dict[str, float], pipeline: dlt.Pipeline) -> None:
 
 
 def finish_pending(pipeline: dlt.Pipeline) -> bool:
-    """Complete what a killed run left: its load packages first, then their history.
+    """Complete what an earlier run left: its load packages first, then their history.
 
     dlt's ``run()`` would load pending packages and then skip the new data, so we do it here.
     The views need no refresh for that: they read the tables, and this run's load refreshes them.
     """
     pending = pipeline.has_pending_data
     if pending:
-        pipeline.normalize()
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
         pipeline.load()
     apply_history(pipeline)
     return pending
 
 
-def run(options: RunOptions, control: RunControl | None = None) -> RunResult:
-    """Load followers per ``options``; raises FatalError (one line) when the run cannot go on.
+class Run:
+    """One run's steps, in the order that keeps a scheduled load exact (see the module doc)."""
 
-    ``control`` lets the caller read live counters and stop the run early (see RunControl).
-    """
-    started = time.monotonic()
-    control = control or RunControl()
-    task_ids = collect_task_ids(options)
-    check_destination(options.duckdb_path, options.dataset)
-    progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
-    pipeline = make_pipeline(options, progress)
-    with pipeline_lock(pipeline), fatal_errors_as_one_line():
-        completed_pending = finish_pending(pipeline)
-        if options.stale_after is not None:
-            control.sweep_task_ids = stale_task_ids(pipeline, options.stale_after)
-        if options.max_requests:
-            control.expected_pages = estimated_requests(pipeline, list(control.sweep_task_ids))
-        control.dry_run = options.dry_run
-        control.rows_per_part = options.rows_per_load or None
-        with run_control(control):
+    def __init__(self, options: RunOptions, control: RunControl, notify: Callable[[str], None]) -> None:
+        self.options, self.control, self.notify = options, control, notify
+        self.result = RunResult(options, control.stats, 0.0, False)
+
+    def waiting(self, step: Callable[[], T], what: str) -> T:
+        """``step()``, waiting (bounded) while another process holds the DuckDB file."""
+        return wait_while_busy(step, what, self.options.lock_timeout_seconds, self.notify)
+
+    def execute(self) -> RunResult:
+        options = self.options
+        self.waiting(lambda: check_destination(options.duckdb_path, options.dataset), "opening it")
+        task_ids = self.waiting(lambda: collect_task_ids(options), "reading task ids from it")
+        progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
+        pipeline = make_pipeline(options, progress)
+        self.result.completed_pending = self.waiting(
+            lambda: finish_pending(pipeline), "loading what an earlier run fetched"
+        )
+        if self.control.stop.is_set():
+            return self.result
+        self.waiting(lambda: self.plan_sweep(pipeline), "reading which tasks are due")
+        with run_control(self.control):
             source = feishu_tasks(
                 task_ids=task_ids,
                 discover=options.discover,
@@ -156,19 +172,81 @@ def run(options: RunOptions, control: RunControl | None = None) -> RunResult:
                 max_requests=options.max_requests,
                 **options.source_args,
             )
-        result = RunResult(options, control.stats, 0.0, completed_pending)
         if options.dry_run:
-            pipeline.activate()  # the fetch reads the discovery cursor from dlt state
-            for _ in source.resources["fetch_followers"]:
-                pass  # listing pages and invalid ids arrive as items; nothing is loaded
-            result.planned = list(control.planned)
-            result.planned_requests = estimated_requests(pipeline, [task for task, _ in control.planned])
+            self.dry_run(pipeline, source)
         else:
-            while not control.finished:  # a big run is loaded in parts (rows_per_load)
-                result.load_ids += pipeline.run(source).loads_ids
-                _add_step_times(result.step_seconds, pipeline)
-                after_load(pipeline)
+            while not self.control.finished:  # a big run is loaded in parts (rows_per_load)
+                self.load_part(pipeline, source)
+            prune_completed_packages(pipeline)
         if options.stale_after is not None:
-            result.stale_after_run = count_stale(pipeline, options.stale_after)
+            self.result.stale_after_run = self.waiting(
+                lambda: count_stale(pipeline, options.stale_after), "counting stale tasks"
+            )
+        return self.result
+
+    def plan_sweep(self, pipeline: dlt.Pipeline) -> None:
+        """The stale sweep and, under --max-requests, what each known task is expected to cost."""
+        options, control = self.options, self.control
+        if options.stale_after is not None:
+            control.sweep_task_ids = stale_task_ids(pipeline, options.stale_after)
+        if options.max_requests:
+            control.expected_pages = estimated_requests(pipeline, list(control.sweep_task_ids))
+        control.dry_run = options.dry_run
+        control.rows_per_part = options.rows_per_load or None
+
+    def dry_run(self, pipeline: dlt.Pipeline, source: DltSource) -> None:
+        pipeline.activate()  # the fetch reads the discovery cursor from dlt state
+        for _ in source.resources["fetch_followers"]:
+            pass  # listing pages and invalid ids arrive as items; nothing is loaded
+        self.result.planned = list(self.control.planned)
+        self.result.planned_requests = self.waiting(
+            lambda: estimated_requests(pipeline, [task for task, _ in self.control.planned]),
+            "reading what the tasks cost last time",
+        )
+
+    def load_part(self, pipeline: dlt.Pipeline, source: DltSource) -> None:
+        """Extract, normalize and load one part, then derive the history and views from it.
+
+        dlt touches the destination before extracting (state sync) and while loading; the
+        source reads it once before its first request. If the file is busy at the load, the
+        fetched part is a normalized package: wait for the file and load that package.
+        """
+        try:
+            info = pipeline.run(source)
+        except Exception as exc:
+            if busy_reason(exc) is None or not pipeline.has_pending_data:
+                raise
+            info = self.waiting(lambda: _load_pending(pipeline), "loading what this run fetched")
+        self.result.load_ids += info.loads_ids
+        _add_step_times(self.result.step_seconds, pipeline)
+        self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
+
+
+def _load_pending(pipeline: dlt.Pipeline) -> LoadInfo:
+    if pipeline.list_extracted_load_packages():
+        pipeline.normalize()
+    return pipeline.load()
+
+
+def _to_stderr(line: str) -> None:
+    print(f"feishu-followers: {line}", file=sys.stderr, flush=True)
+
+
+def run(
+    options: RunOptions, control: RunControl | None = None, notify: Callable[[str], None] = _to_stderr
+) -> RunResult:
+    """Load followers per ``options``; raises FatalError (one line) when the run cannot go on.
+
+    Order of work: take the locks (before anything touches dlt's working folder or the
+    destination) → wait for the DuckDB file if a reader holds it → finish what an earlier run
+    left pending → fetch and load in parts, history and views after each → prune dlt's folder.
+    ``control`` lets the caller read live counters and stop the run early (see RunControl);
+    ``notify`` prints what the run waits for.
+    """
+    started = time.monotonic()
+    pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
+    the_run = Run(options, control or RunControl(), notify)
+    with run_lock(options.pipeline_name, pipelines_dir, options.duckdb_path), fatal_errors_as_one_line():
+        result = the_run.execute()
     result.elapsed_seconds = time.monotonic() - started
     return result

@@ -24,6 +24,8 @@ def format_summary(result: RunResult) -> str:
         lines.append(f"  dlt steps: {steps}")
     if stats.skipped_by_budget:
         lines.append(f"  not fetched (--max-requests reached, next run): {stats.skipped_by_budget}")
+    if stats.interrupted:
+        lines.append(f"  stopped early: {stats.interrupted} task(s) in flight left for the next run")
     if result.stale_after_run is not None:
         lines.append(f"  stale tasks now: {result.stale_after_run}")
     if result.completed_pending:
