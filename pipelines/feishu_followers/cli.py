@@ -125,8 +125,15 @@ def _run(args: argparse.Namespace) -> int:
 
     options = RunOptions.resolve(vars(args))
     control = RunControl()
-    with stop_on_signals(control, _say) as stop:
-        result = run(options, control)
+    # A person at a terminal sees at once that the signal was heard; a log gets one line at the end.
+    with stop_on_signals(control, _say if sys.stderr.isatty() else lambda line: None) as stop:
+        try:
+            result = run(options, control)
+        except FatalError as exc:
+            if stop.signum is None:
+                raise
+            _say(f"stopped by {signal_name(stop.signum)}: {exc}")  # e.g. while waiting for the file
+            return stop.exit_code
     if options.dry_run:
         print(format_dry_run(result))
     elif not options.quiet:

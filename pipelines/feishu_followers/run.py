@@ -108,13 +108,17 @@ def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
         # DuckDB's default is 80% of RAM, and a merge of a big load takes what it can get
         # (bench case 4: peak RSS 574 MB unbounded, 532 MB at 256MB). Bounded, it spills to disk.
         credentials.global_config = {"memory_limit": options.duckdb_memory_limit}
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=options.pipeline_name,
         destination=dlt.destinations.duckdb(credentials),
         dataset_name=options.dataset,
         pipelines_dir=options.pipelines_dir,
         **extra,
     )
+    # Our runner handles SIGINT/SIGTERM itself (signals.py): the first one stops the fetch and
+    # lets the load finish. dlt's own handler would instead abort that load at the first signal.
+    pipeline.runtime_config.intercept_signals = False
+    return pipeline
 
 
 def _add_step_times(totals: dict[str, float], pipeline: dlt.Pipeline) -> None:
@@ -150,7 +154,9 @@ class Run:
 
     def waiting(self, step: Callable[[], T], what: str) -> T:
         """``step()``, waiting (bounded) while another process holds the DuckDB file."""
-        return wait_while_busy(step, what, self.options.lock_timeout_seconds, self.notify)
+        return wait_while_busy(
+            step, what, self.options.lock_timeout_seconds, self.notify, stopping=self.control.stop.is_set
+        )
 
     def execute(self) -> RunResult:
         options = self.options

@@ -9,6 +9,7 @@ run loads before it fetches again.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -29,13 +30,18 @@ class DestinationBusy(FatalError):
     """The destination stayed held by another process for the whole ``--lock-timeout``."""
 
 
+HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
 def busy_reason(exc: BaseException) -> str | None:
-    """DuckDB's own words on who holds the file, when ``exc`` is (or wraps) a lock conflict."""
+    """Who holds the DuckDB file, when ``exc`` is (or wraps) DuckDB's lock conflict."""
     for cause in causes(exc):
-        if isinstance(cause, duckdb.Error) and any(marker in str(cause) for marker in BUSY_MARKERS):
-            lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-            held = [line for line in lines if "Conflicting lock" in line]
-            return (held or lines)[0]
+        text = str(cause)
+        if isinstance(cause, duckdb.Error) and any(marker in text for marker in BUSY_MARKERS):
+            holder = HOLDER.search(text)
+            if holder:
+                return f"held by PID {holder['pid']} ({holder['program']})"
+            return text.strip().splitlines()[0]
     return None
 
 
@@ -44,10 +50,14 @@ def wait_while_busy(
     what: str,
     timeout_seconds: float,
     notify: Callable[[str], None],
+    stopping: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """``step()``, tried again while the DuckDB file is held elsewhere, for up to ``timeout_seconds``."""
+    """``step()``, tried again while the DuckDB file is held elsewhere, for up to ``timeout_seconds``.
+
+    A stop request (``stopping()``) ends the wait at once.
+    """
     deadline = clock() + timeout_seconds
     told = False
     while True:
@@ -57,11 +67,12 @@ def wait_while_busy(
             reason = busy_reason(exc)
             if reason is None:
                 raise
-            if clock() >= deadline:
+            if clock() >= deadline or stopping():
+                why = "a stop was requested" if stopping() else f"still held after {timeout_seconds:.0f} s"
                 raise DestinationBusy(
-                    f"{what}: the DuckDB file is still held by another process after "
-                    f"{timeout_seconds:.0f} s ({reason}); close it there, or raise --lock-timeout. "
-                    "Nothing fetched is lost: the next run loads it first"
+                    f"{what}: the DuckDB file is in use elsewhere ({reason}) and {why}; "
+                    "close it there, or raise --lock-timeout. Nothing fetched is lost: the next run "
+                    "loads it first"
                 ) from None
             if not told:
                 notify(f"waiting up to {timeout_seconds:.0f} s for the DuckDB file ({what}): {reason}")

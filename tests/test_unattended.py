@@ -1,0 +1,228 @@
+"""What a scheduled run meets with nobody watching: readers, signals, bad config, a growing folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from feishu_simulator import World
+
+from .conftest import APP_ID, APP_SECRET, DATASET, Loader, cli, truth
+
+
+def env_for(loader: Loader, **extra: str) -> dict[str, str]:
+    return {
+        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
+        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
+        "SOURCES__FEISHU_TASKS__BACKOFF_BASE_SECONDS": "0.01",
+        **extra,
+    }
+
+
+def run_args(loader: Loader, ids: list[str]) -> list[str]:
+    args = ["run", "--duckdb", str(loader.duckdb), "--pipelines-dir", str(loader.pipelines_dir)]
+    return args + [arg for task_id in ids for arg in ("--task-id", task_id)]
+
+
+def assert_one_line(stderr: str, starts: str = "feishu-followers: ") -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(starts), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def start_cli(loader: Loader, args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    full_env.update(env_for(loader, **env))
+    return subprocess.Popen(
+        [sys.executable, "-m", "feishu_followers.cli", *args],
+        cwd=tmp_path,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_requests(loader: Loader, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while loader.sim.stats.as_dict()["by_endpoint"].get("followers", 0) < count:
+        assert time.monotonic() < deadline, "the run never started fetching"
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- a reader holds the file
+def test_a_reader_is_waited_for_then_the_run_loads(loader: Loader, world: World, tmp_path: Path) -> None:
+    ids = world.task_ids()
+    loader.run(ids[:5])
+    reader = duckdb.connect(str(loader.duckdb), read_only=True)  # an analyst's notebook
+    threading.Timer(2.0, reader.close).start()
+    done = cli([*run_args(loader, ids), "--quiet", "--lock-timeout", "60s"], tmp_path, env_for(loader))
+    assert done.returncode == 0, done.stderr
+    line = assert_one_line(done.stderr)
+    assert "waiting up to 60 s for the DuckDB file" in line and f"held by PID {os.getpid()}" in line
+    assert loader.followers() == truth(world, ids)
+
+
+def test_a_reader_that_keeps_the_file_past_the_timeout_loses_nothing(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    ids = world.task_ids()
+    loader.run(ids[:5])
+    loader.sim.faults.latency_ms = 150  # ~50 requests, 2 at a time: a few seconds of fetching
+    loader.sim.reset_stats()
+    proc = start_cli(loader, [*run_args(loader, ids), "--concurrency", "2", "--lock-timeout", "2s"], tmp_path)
+    wait_for_requests(loader, 5)  # past its start: now fetching, the file is not open
+    reader = duckdb.connect(str(loader.duckdb), read_only=True)
+    try:
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        reader.close()
+    assert proc.returncode == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert "waiting up to 2 s for the DuckDB file" in lines[0]
+    assert lines[-1].startswith("feishu-followers: error: ") and "still held after 2 s" in lines[-1]
+    assert "the next run loads it first" in lines[-1] and "Traceback" not in stderr
+    assert loader.followers() == truth(world, ids[:5])  # not loaded yet
+    loader.sim.faults.latency_ms = 0
+    world.add_follower(ids[6])  # changed since: the pending package is loaded first, then fetched anew
+    result = loader.run(ids)  # the next scheduled run
+    assert result.completed_pending
+    assert loader.followers() == truth(world, ids)
+    assert loader.query(f"select count(*) from {DATASET}.task_fetch_status") == [(len(ids),)]
+
+
+# --------------------------------------------------------------------------- signals
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_run_within_seconds_and_keeps_what_was_fetched(
+    loader: Loader, world: World, tmp_path: Path, signum: int
+) -> None:
+    ids = world.task_ids()
+    loader.sim.faults.latency_ms = 300
+    proc = start_cli(loader, [*run_args(loader, ids), "--concurrency", "2"], tmp_path)
+    wait_for_requests(loader, 8)  # the simulator is fresh: these are this run's requests
+    proc.send_signal(signum)
+    sent = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 5, "the run must end within a few seconds"
+    assert proc.returncode == 128 + signum, stderr
+    name = signal.Signals(signum).name
+    line = assert_one_line(stderr, f"feishu-followers: stopped by {name}: ")
+    fetched = loader.statuses()
+    assert 0 < len(fetched) < len(ids)
+    assert f"{len(fetched)} tasks fetched and loaded" in line
+    assert "stopped early" in stdout
+    assert loader.followers() == truth(world, list(fetched))
+    loader.sim.faults.latency_ms = 0
+    loader.run(ids)
+    assert loader.followers() == truth(world, ids)
+
+
+def test_a_second_signal_aborts_at_once(loader: Loader, world: World, tmp_path: Path) -> None:
+    ids = world.task_ids()
+    loader.run(ids[:10])
+    before = loader.followers()
+    loader.sim.faults.latency_ms = 300
+    proc = start_cli(loader, [*run_args(loader, ids), "--concurrency", "2"], tmp_path)
+    loader.sim.reset_stats()
+    wait_for_requests(loader, 3)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (143, 0), stderr  # 0 only if the first stop had already finished
+    assert "Traceback" not in stderr
+    assert all(task_id in loader.followers() or not world.followers(task_id) for task_id in before)
+    loader.sim.faults.latency_ms = 0
+    loader.run(ids)
+    assert loader.followers() == truth(world, ids)
+
+
+def test_a_signal_while_waiting_for_the_file_ends_the_wait(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    ids = world.task_ids()[:3]
+    loader.run(ids)
+    reader = duckdb.connect(str(loader.duckdb), read_only=True)
+    try:
+        proc = start_cli(loader, [*run_args(loader, ids), "--lock-timeout", "10m"], tmp_path)
+        time.sleep(3)  # started and waiting for the file
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        reader.close()
+    assert time.monotonic() - sent < 3
+    assert proc.returncode == 143, stderr
+    waiting, stopped = stderr.strip().splitlines()
+    assert waiting.startswith("feishu-followers: waiting up to 600 s for the DuckDB file")
+    assert stopped.startswith("feishu-followers: stopped by SIGTERM: ") and "a stop was requested" in stopped
+
+
+# --------------------------------------------------------------------------- dlt's working folder
+def test_the_working_folder_stays_bounded(loader: Loader, world: World) -> None:
+    ids = world.task_ids()[:6]
+
+    def folder_size() -> int:
+        return sum(p.stat().st_size for p in loader.pipelines_dir.rglob("*") if p.is_file())
+
+    sizes = []
+    for _ in range(6):
+        loader.run(ids)
+        sizes.append(folder_size())
+    loaded = loader.pipelines_dir / "feishu_tasks" / "load" / "loaded"
+    assert len(list(loaded.iterdir())) == 1
+    assert sizes[-1] <= sizes[1] * 1.1, sizes
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SOURCES__FEISHU_TASKS__DISCOVER_LOOKBACK_SECONDS": "1d"}, "discover_lookback_seconds: '1d'"),
+        ({"SOURCES__FEISHU_TASKS__CONCURRENCY": "many"}, "concurrency: 'many'"),
+        (
+            {"SOURCES__FEISHU_TASKS__MAX_REQUESTS": "abc"},
+            "SOURCES__FEISHU_TASKS__MAX_REQUESTS): cannot use 'abc'",
+        ),
+        ({"SOURCES__FEISHU_TASKS__STALE_AFTER": "soon"}, "SOURCES__FEISHU_TASKS__STALE_AFTER): cannot use"),
+        ({"SOURCES__FEISHU_TASKS__DISCOVER": "maybe"}, "expected true or false"),
+        ({"SOURCES__FEISHU_TASKS__LOCK_TIMEOUT": "-"}, "SOURCES__FEISHU_TASKS__LOCK_TIMEOUT"),
+        ({"SOURCES__FEISHU_TASKS__USER_ID_TYPE": "email"}, "user_id_type must be one of"),
+    ],
+)
+def test_a_bad_config_value_is_one_line_naming_the_key(
+    loader: Loader, world: World, tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    done = cli(run_args(loader, world.task_ids()[:2]), tmp_path, env_for(loader, **env))
+    assert done.returncode == 1, done.stderr
+    assert expected in assert_one_line(done.stderr, "feishu-followers: error: ")
+
+
+def test_a_broken_config_file_is_one_line(loader: Loader, world: World, tmp_path: Path) -> None:
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text('[sources.feishu_tasks]\nmax_rps = "fast\n')
+    done = cli(run_args(loader, world.task_ids()[:2]), tmp_path, env_for(loader))
+    assert done.returncode == 1, done.stderr
+    assert "config.toml" in assert_one_line(done.stderr, "feishu-followers: error: ")
+
+
+def test_the_summary_counts_what_the_tables_hold(loader: Loader, world: World, tmp_path: Path) -> None:
+    """Long garbage lines that share their first 200 characters are one stored id, and one count."""
+    garbage = ["x" * 200 + f"-{n}" for n in range(5)] + ["y" * 300, "y" * 300 + "z"]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join([*world.task_ids()[:3], *garbage]) + "\n")
+    done = cli([*run_args(loader, []), "--task-ids-file", str(ids_file)], tmp_path, env_for(loader))
+    assert done.returncode == 0, done.stderr
+    statuses = loader.statuses()
+    invalid = sum(1 for status in statuses.values() if status == "invalid_task")
+    assert invalid == 2
+    assert f"tasks: {len(statuses)} (ok 3, invalid_task {invalid}," in done.stdout
