@@ -39,8 +39,9 @@ APP_FOLLOWER_SHARE = 0.05
 DEFAULT_TOKEN_USER = 0
 #: Share of tasks in the first ("backlog") list, so that one list pages past 100 tasks.
 BACKLOG_SHARE = 0.6
-#: How many further lists a task joins, with weights.
-EXTRA_LISTS = ((0, 0.45), (1, 0.40), (2, 0.12), (3, 0.03))
+#: How many further lists a task joins, and how likely each number is.
+EXTRA_LIST_COUNTS = (0, 1, 2, 3)
+EXTRA_LIST_WEIGHTS = (0.45, 0.40, 0.12, 0.03)
 ARCHIVED_SHARE = 0.12
 NOT_A_MEMBER_SHARE = 0.12  # lists the app is not a member of
 FORBIDDEN_SHARE = 0.06  # lists the app is a member of but may not read
@@ -169,13 +170,12 @@ class TasklistsMixin:
         join_rng = random.Random(f"{self.seed}:tasklists:tasks")
         app_rng = random.Random(f"{self.seed}:app-followers")
         only_rng = random.Random(f"{self.seed}:v2-only")
-        extra_counts, weights = zip(*EXTRA_LISTS, strict=True)
         apps = list(self.app_names)
         for task_id, task in self._tasks.items():
             chosen: list[str] = []
             if guids and join_rng.random() < BACKLOG_SHARE:
                 chosen.append(guids[0])
-            extra = min(join_rng.choices(extra_counts, weights)[0], max(0, len(guids) - 1))
+            extra = min(join_rng.choices(EXTRA_LIST_COUNTS, EXTRA_LIST_WEIGHTS)[0], max(0, len(guids) - 1))
             if extra:
                 chosen += [guids[i] for i in join_rng.sample(range(1, len(guids)), extra)]
             for guid in chosen:

@@ -408,7 +408,7 @@ class World(TasklistsMixin):
         """A page of readable tasks by (create_time, id), after a cursor, within [start, end].
 
         Returns the rendered tasks and the cursor of the last one when more follow
-        (None otherwise).  Cost is O(log n + page + forbidden tasks skipped).
+        (None otherwise).  Cost is O(log n + page + forbidden and v2-only tasks skipped).
         """
         with self.lock:
             keys = self._order[completed]
@@ -468,7 +468,8 @@ class World(TasklistsMixin):
         """Leave the task with no followers (app followers, which only v2 shows, included)."""
         with self.lock:
             task = self._task(task_id)
-            had = bool(task.followers) or self._drop_app_followers(task_id)
+            had_apps = self._drop_app_followers(task_id)
+            had = bool(task.followers) or had_apps
             task.followers.clear()
             task.follower_set.clear()
             task.id_lists.clear()
