@@ -72,7 +72,7 @@ class Faults:
 
     def quota_for(self, endpoint: str) -> tuple[int | None, int | None]:
         """(per_second, per_minute) for one endpoint: its override, else the defaults."""
-        override = self.quota_per_endpoint.get(endpoint)
+        override = (self.quota_per_endpoint or {}).get(endpoint)
         if override is None:
             return self.quota_per_second, self.quota_per_minute
         per_second, per_minute = override
