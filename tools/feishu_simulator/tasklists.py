@@ -60,11 +60,7 @@ Cursor = tuple[int, str]
 
 @dataclass(slots=True)
 class TaskV2:
-    """What task v2 shows of a task beyond its v1 record.
-
-    Tuples rather than lists, replaced on change: fewer objects for the garbage collector to
-    walk in a world of 100,000 tasks (lists cost its generation about a third more time).
-    """
+    """What task v2 shows of a task beyond its v1 record (tuples, replaced when they change)."""
 
     display_id: str  # the short "t123456" id, not the guid
     ms: int  # millisecond part added to the v1 second timestamps
