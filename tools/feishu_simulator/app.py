@@ -19,10 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from . import paging
+from . import paging, v2
 from .auth import WRONG_TOKEN_TYPE, TokenStore
 from .faults import Faults
-from .quota import Quota
+from .quota import EndpointQuotas
 from .stats import Stats
 from .world import ID_TYPES, TaskForbidden, TaskNotFound, World
 
@@ -118,7 +118,7 @@ class SimulatorApp:
         self.faults = faults
         self.tokens = tokens
         self.stats = stats
-        self.quota = Quota()
+        self.quota = EndpointQuotas()
         self._rng = random.Random(faults.seed)
         self._rng_key: tuple[int, int] = (id(faults), faults.seed)
         self._salt = secrets.token_hex(3).upper()
@@ -138,6 +138,8 @@ class SimulatorApp:
         )
         r.add_get("/open-apis/task/v1/tasks", self._route("list_tasks", self.list_tasks))
         r.add_get("/open-apis/task/v1/tasks/{task_id}", self._route("get_task", self.get_task))
+        for path, endpoint, handler in v2.V2Api(self.world, self.tokens.app_id).routes():
+            r.add_get(path, self._route(endpoint, handler))
         r.add_get("/_sim/stats", self.control_stats)
         r.add_post("/_sim/reset_stats", self.control_reset_stats)
         r.add_post("/_sim/expire_tokens", self.control_expire_tokens)
@@ -195,7 +197,7 @@ class SimulatorApp:
             faults = self.faults
             if faults.latency_ms > 0:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            response = self.gate(request, faults)
+            response = self.gate(request, faults, endpoint)
             if response is None:
                 try:
                     answer = handler(request, faults)
@@ -211,24 +213,26 @@ class SimulatorApp:
 
         return run
 
-    def gate(self, request: web.Request, faults: Faults) -> web.Response | None:
+    def gate(self, request: web.Request, faults: Faults, endpoint: str = "") -> web.Response | None:
         """Auth, random rate-limit storm, quota, random 502/500 -- in that order.
 
         Storm and quota rejections do not consume quota; 502/500 answers do
         (they happen behind the gateway).  Auth failures consume nothing.
+        Each endpoint has its own quota windows (``Faults.quota_for``).
         """
         error = self.tokens.check(request.headers.get("Authorization"))
         if error is not None:
             status = 403 if error == WRONG_TOKEN_TYPE else faults.token_error_http_status
             return self.json_response(_fail(error, status))
         dice = self.dice(faults)
+        per_second, per_minute = faults.quota_for(endpoint)
         if faults.rate_limit_fraction > 0 and dice.random() < faults.rate_limit_fraction:
             return self.rate_limited(
                 faults,
-                faults.quota_per_second or STORM_LIMIT_HEADER,
+                per_second or STORM_LIMIT_HEADER,
                 faults.storm_reset_seconds,
             )
-        over = self.quota.admit(faults.quota_per_second, faults.quota_per_minute, time.monotonic())
+        over = self.quota.admit(endpoint, per_second, per_minute, time.monotonic())
         if over is not None:
             return self.rate_limited(faults, *over)
         if faults.html_502_fraction > 0 and dice.random() < faults.html_502_fraction:
@@ -238,7 +242,8 @@ class SimulatorApp:
                 headers={"Content-Type": "text/html", "X-Tt-Logid": self.log_id()},
             )
         if faults.error_500_fraction > 0 and dice.random() < faults.error_500_fraction:
-            return self.json_response(_fail(INTERNAL_ERROR, 500))
+            internal = v2.SERVER_ERROR if endpoint in v2.ENDPOINTS else INTERNAL_ERROR
+            return self.json_response(_fail(internal, 500))
         return None
 
     # ------------------------------------------------------------------ business handlers

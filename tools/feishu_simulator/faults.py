@@ -24,6 +24,11 @@ class Faults:
     quota_per_second: int | None = None
     #: Business requests allowed per sliding 60-second window (None = unlimited).
     quota_per_minute: int | None = None
+    #: Endpoint -> (per_second, per_minute) replacing the two defaults above for that endpoint
+    #: (None in the pair: no limit for that window).  Every endpoint has its own windows either
+    #: way.  Names: followers, list_tasks, get_task, v2_tasklists, v2_tasklist_tasks, v2_get_task;
+    #: ``quota.DOCUMENTED_LIMITS`` holds the documented figures.
+    quota_per_endpoint: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     #: HTTP status of rate-limit answers (body code is always 99991400); some APIs use 400.
     rate_limit_http_status: int = 429
     #: Share of business requests answered with a rate-limit error regardless of quota.
@@ -54,8 +59,24 @@ class Faults:
     #: The last follower page says has_more true but its page_token is "".
     omit_has_more_with_empty_token: bool = False
 
+    #: Task v2: timestamps (created_at, due.timestamp, archive_msec, ...) as JSON numbers, not strings.
+    v2_numeric_timestamps: bool = False
+    #: Task v2: counts (subtask_count) as JSON strings, not numbers.
+    v2_string_counts: bool = False
+    #: Task v2: the last page carries ``page_token: ""`` (the v2 overview's rule) instead of none
+    #: (each endpoint page's rule).
+    v2_empty_page_token_on_last_page: bool = False
+
     #: Seed of the generator behind every random fault (deterministic per request order).
     seed: int = 0
+
+    def quota_for(self, endpoint: str) -> tuple[int | None, int | None]:
+        """(per_second, per_minute) for one endpoint: its override, else the defaults."""
+        override = (self.quota_per_endpoint or {}).get(endpoint)
+        if override is None:
+            return self.quota_per_second, self.quota_per_minute
+        per_second, per_minute = override
+        return per_second, per_minute
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (sets become sorted lists) for the control endpoint."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 
 from .faults import Faults
+from .quota import DOCUMENTED_LIMITS
 from .server import serve_forever
+from .tasklists import APP_FOLLOWER_SHARE
 
 
 def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +20,18 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     world.add_argument("--forbidden", type=int, default=0, help="tasks the app may not read")
     world.add_argument("--invalid", type=int, default=0, help="unknown or malformed task ids to offer")
     world.add_argument("--followers-per-task", type=int, help="every task gets exactly N followers")
+    world.add_argument(
+        "--tasklists", type=int, help="task lists for task v2 (default: tasks // 6, within 4..48)"
+    )
+    world.add_argument(
+        "--v2-only-share", type=float, default=0.0, help="share of tasks v1 does not know (v2 serves them)"
+    )
+    world.add_argument(
+        "--app-follower-share",
+        type=float,
+        default=APP_FOLLOWER_SHARE,
+        help=f"share of tasks with app followers, shown by v2 only (default {APP_FOLLOWER_SHARE})",
+    )
     world.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     world.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     world.add_argument("--app-id", default="cli_demo", help="the fake app's id (default cli_demo)")
@@ -29,24 +43,39 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--quota-per-second", type=int, help="enforce a per-second quota (429 beyond)")
     faults.add_argument("--quota-per-minute", type=int, help="enforce a per-minute quota (429 beyond)")
     faults.add_argument(
+        "--documented-quotas",
+        action="store_true",
+        help="each endpoint's documented limits (50/s + 1000/min; v2 get task 10/s)",
+    )
+    faults.add_argument(
         "--rate-limit-fraction", type=float, default=0.0, help="share of answers that are 429"
     )
     faults.add_argument("--error-500-fraction", type=float, default=0.0, help="share of answers that are 500")
     faults.add_argument("--html-502-fraction", type=float, default=0.0, help="share of HTML 502 answers")
     faults.add_argument("--token-ttl", type=int, default=7200, help="tenant token lifetime in seconds")
+    faults.add_argument(
+        "--v2-numeric-timestamps", action="store_true", help="task v2 timestamps as JSON numbers, not strings"
+    )
 
 
-def serve_from_args(args: argparse.Namespace) -> None:
-    """Serve the tenant the parsed options describe until Ctrl-C."""
-    faults = Faults(
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    """The fault settings the parsed options ask for."""
+    return Faults(
         latency_ms=args.latency_ms,
         quota_per_second=args.quota_per_second,
         quota_per_minute=args.quota_per_minute,
+        quota_per_endpoint=dict(DOCUMENTED_LIMITS) if args.documented_quotas else {},
         rate_limit_fraction=args.rate_limit_fraction,
         error_500_fraction=args.error_500_fraction,
         html_502_fraction=args.html_502_fraction,
         token_ttl_seconds=args.token_ttl,
+        v2_numeric_timestamps=args.v2_numeric_timestamps,
     )
+
+
+def serve_from_args(args: argparse.Namespace) -> None:
+    """Serve the tenant the parsed options describe until Ctrl-C."""
+    faults = faults_from_args(args)
     serve_forever(
         args.tasks,
         args.seed,
@@ -59,4 +88,7 @@ def serve_from_args(args: argparse.Namespace) -> None:
         forbidden=args.forbidden,
         invalid=args.invalid,
         followers_per_task=args.followers_per_task,
+        tasklists=args.tasklists,
+        v2_only=args.v2_only_share,
+        app_followers=args.app_follower_share,
     )

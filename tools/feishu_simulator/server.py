@@ -20,6 +20,7 @@ from .app import SimulatorApp
 from .auth import TokenStore
 from .faults import Faults
 from .stats import Stats
+from .tasklists import APP_FOLLOWER_SHARE
 from .world import World
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,9 @@ def serve_forever(
     invalid: int = 0,
     user_tokens: Iterable[str] = (),
     followers_per_task: int | None = None,
+    tasklists: int | None = None,
+    v2_only: float = 0.0,
+    app_followers: float = APP_FOLLOWER_SHARE,
 ) -> None:
     """Serve a generated world until Ctrl-C, printing where and with which demo credentials."""
     world = World.generate(
@@ -185,6 +189,9 @@ def serve_forever(
         forbidden=forbidden,
         invalid=invalid,
         followers_per_task=followers_per_task,
+        tasklists=tasklists,
+        v2_only=v2_only,
+        app_followers=app_followers,
     )
     sim = Simulator(
         world,
@@ -203,7 +210,23 @@ def serve_forever(
             flush=True,
         )
         print(
-            "  control: GET /_sim/stats, POST /_sim/reset_stats, POST /_sim/expire_tokens",
+            f"  task lists={len(world.tasklist_guids())} (the app sees {len(world.visible_tasklists())})"
+            f" v2-only tasks={len(world.v2_only)}",
+            flush=True,
+        )
+        print(
+            "  v1: GET /open-apis/task/v1/tasks, /open-apis/task/v1/tasks/{task_id},"
+            " /open-apis/task/v1/tasks/{task_id}/followers",
+            flush=True,
+        )
+        print(
+            "  v2: GET /open-apis/task/v2/tasklists, /open-apis/task/v2/tasklists/{tasklist_guid}/tasks,"
+            " /open-apis/task/v2/tasks/{task_guid}",
+            flush=True,
+        )
+        print(
+            "  control: GET /_sim/stats, POST /_sim/reset_stats, POST /_sim/expire_tokens,"
+            " GET|POST /_sim/faults",
             flush=True,
         )
         print("Press Ctrl-C to stop.", flush=True)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-BUSINESS_ENDPOINTS = frozenset({"followers", "list_tasks", "get_task"})
+BUSINESS_ENDPOINTS = frozenset(
+    {"followers", "list_tasks", "get_task", "v2_tasklists", "v2_tasklist_tasks", "v2_get_task"}
+)
 
 
 class Stats:
     """What the server answered: business requests by endpoint, status and second.
 
-    "Business" means the three task endpoints (token, unknown-path and control
+    "Business" means the task endpoints, v1 and v2 (token, unknown-path and control
     requests are counted apart).  ``per_second`` maps an integer Unix second to
     the business requests that arrived in it, for measuring a sustained rate.
     """

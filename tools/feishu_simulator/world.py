@@ -16,6 +16,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import TaskForbidden, TaskNotFound
+from .tasklists import APP_FOLLOWER_SHARE, TasklistsMixin
+
 ID_TYPES: tuple[str, ...] = ("open_id", "union_id", "user_id")
 # Fixed so that one seed gives the same world on any day (2026-01-01T00:00:00Z).
 DEFAULT_ANCHOR = 1_767_225_600
@@ -61,14 +64,6 @@ _PLATFORMS = (
     ),
 )
 _TIMEZONES = ("Asia/Shanghai", "Asia/Singapore", "Europe/London", "America/New_York")
-
-
-class TaskNotFound(KeyError):
-    """The task id is not in the world (the API answers 400/1470602)."""
-
-
-class TaskForbidden(PermissionError):
-    """The task exists but the app may not read it (the API answers 400/1470432)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +124,11 @@ def _follower_count(rng: random.Random, index: int) -> int:
     return pinned.get(index, n)
 
 
-class World:
-    """Users, tasks and their followers; mutable from tests while the server runs."""
+class World(TasklistsMixin):
+    """Users, tasks and their followers; mutable from tests while the server runs.
+
+    The task v2 side (task lists, members, v2-only tasks) comes from ``TasklistsMixin``.
+    """
 
     #: Whether add/remove follower bumps the task's update_time (undocumented upstream).
     bump_update_time_on_follow_change: bool = False
@@ -161,6 +159,7 @@ class World:
         self._mutation_rng = random.Random(f"{seed}:mutations")
         self._added = 0
         self._fixed_follower_count: int | None = None
+        self._init_v2()
 
     # ------------------------------------------------------------------ generation
     @classmethod
@@ -173,6 +172,9 @@ class World:
         invalid: int = 0,
         anchor: int | None = None,
         followers_per_task: int | None = None,
+        tasklists: int | None = None,
+        v2_only: float = 0.0,
+        app_followers: float = APP_FOLLOWER_SHARE,
     ) -> World:
         """Build a world that depends only on the arguments (never on the clock).
 
@@ -183,6 +185,9 @@ class World:
         the generated timestamps (default: 2026-01-01, create times fall in the year before).
         ``followers_per_task`` gives every task exactly that many followers instead of the
         realistic mix (the benchmark's uniform million-row world).
+        ``tasklists``, ``v2_only`` and ``app_followers`` shape the task v2 side (see
+        ``TasklistsMixin._generate_v2``); they never change what v1 shows of the tasks,
+        except that ``v2_only`` tasks are unknown to v1.
         """
         world = cls(
             _make_users(users, seed),
@@ -200,6 +205,7 @@ class World:
             for i in random.Random(f"{seed}:forbidden").sample(candidates, min(forbidden, len(candidates))):
                 world.forbidden.add(ids[i])
             world.invalid_ids = world._make_invalid_ids(invalid)
+            world._generate_v2(tasklists, v2_only, app_followers)
         return world
 
     def _new_task_id(self) -> str:
@@ -286,6 +292,7 @@ class World:
         key = (task.create_time, task.id)
         bisect.insort(self._order[None], key)
         bisect.insort(self._order[task.complete_time > 0], key)
+        self._register_v2(task)
 
     # ------------------------------------------------------------------ reads
     def _task(self, task_id: str) -> _Task:
@@ -295,7 +302,9 @@ class World:
             raise TaskNotFound(task_id) from None
 
     def _readable(self, task_id: str) -> _Task:
-        """The task as the app sees it: unknown and forbidden ids raise."""
+        """The task as the app sees it through v1: unknown, v2-only and forbidden ids raise."""
+        if task_id in self.v2_only:
+            raise TaskNotFound(task_id)
         task = self._task(task_id)
         if task_id in self.forbidden:
             raise TaskForbidden(task_id)
@@ -399,7 +408,7 @@ class World:
         """A page of readable tasks by (create_time, id), after a cursor, within [start, end].
 
         Returns the rendered tasks and the cursor of the last one when more follow
-        (None otherwise).  Cost is O(log n + page + forbidden tasks skipped).
+        (None otherwise).  Cost is O(log n + page + forbidden and v2-only tasks skipped).
         """
         with self.lock:
             keys = self._order[completed]
@@ -413,7 +422,7 @@ class World:
                 key = keys[i]
                 if end is not None and key[0] > end:
                     break
-                if key[1] in self.forbidden:
+                if key[1] in self.forbidden or key[1] in self.v2_only:
                     continue
                 if len(out) == limit:
                     return out, last
@@ -456,10 +465,11 @@ class World:
             self._follow_changed(task)
 
     def remove_all_followers(self, task_id: str) -> None:
-        """Leave the task with no followers."""
+        """Leave the task with no followers (app followers, which only v2 shows, included)."""
         with self.lock:
             task = self._task(task_id)
-            had = bool(task.followers)
+            had_apps = self._drop_app_followers(task_id)
+            had = bool(task.followers) or had_apps
             task.followers.clear()
             task.follower_set.clear()
             task.id_lists.clear()
