@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from feishu_simulator import DOCUMENTED_LIMITS, Faults, Simulator, World
 from feishu_simulator.options import add_simulator_arguments, faults_from_args
 
