@@ -12,6 +12,8 @@ import pytest
 
 from feishu_tasks.ratelimit import PacingLimiter
 
+pytestmark = pytest.mark.unit
+
 
 class FakeClock:
     """A clock that only moves when the limiter sleeps."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import duckdb
@@ -54,16 +54,20 @@ def _env_key(traces: list[LookupTrace]) -> str | None:
     return max(keys)[1] if keys else None
 
 
+def _plain(traces: Sequence[LookupTrace | LookupTraces]) -> list[LookupTrace]:
+    return [t for t in traces if isinstance(t, LookupTrace)]
+
+
 def missing_config_line(exc: ConfigFieldMissingException) -> str:
     """dlt's missing-field report as one line that names the env vars to set."""
     choices: list[str] = []
     for field, traces in exc.traces.items():
         nested = [t for t in traces if isinstance(t, LookupTraces)]
         for spec in nested:  # an embedded spec (credentials), or each member of a union of specs
-            keys = [_env_key(list(t)) or name for name, t in spec.traces.items()]
+            keys = [_env_key(_plain(t)) or name for name, t in spec.traces.items()]
             choices.append(" and ".join(keys))
         if not nested:
-            choices.append(_env_key([t for t in traces if isinstance(t, LookupTrace)]) or field)
+            choices.append(_env_key(_plain(traces)) or field)
     return (
         f"missing configuration: set {' or '.join(choices)} "
         "(env vars, or the same keys in .dlt/secrets.toml; see .dlt/secrets.toml.example)"

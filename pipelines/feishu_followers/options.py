@@ -32,7 +32,7 @@ SOURCE_FLAGS = (
 
 def from_config(name: str, default: Any) -> Any:
     """``sources.feishu_tasks.<name>`` from dlt's providers, or ``default``."""
-    value = dlt.config.get(f"{SECTION}.{name}")
+    value: Any = dlt.config.get(f"{SECTION}.{name}")
     return default if value is None else value
 
 

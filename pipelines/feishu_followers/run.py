@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dlt
 import duckdb
@@ -102,7 +102,7 @@ def check_destination(duckdb_path: str, dataset: str) -> None:
 
 def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
     """The dlt pipeline; ``dlt pipeline <name> info`` reads the same working folder."""
-    extra = {"progress": dlt.progress.log(10, sys.stderr)} if progress else {}
+    extra: dict[str, Any] = {"progress": dlt.progress.log(10, sys.stderr)} if progress else {}
     credentials = DuckDbCredentials(str(Path(options.duckdb_path).resolve()))
     if options.duckdb_memory_limit:
         # DuckDB's default is 80% of RAM, and a merge of a big load takes what it can get
@@ -112,7 +112,7 @@ def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
         pipeline_name=options.pipeline_name,
         destination=dlt.destinations.duckdb(credentials),
         dataset_name=options.dataset,
-        pipelines_dir=options.pipelines_dir,
+        pipelines_dir=options.pipelines_dir or get_dlt_pipelines_dir(),
         **extra,
     )
     # Our runner handles SIGINT/SIGTERM itself (signals.py): the first one stops the fetch and
@@ -184,9 +184,9 @@ class Run:
             while not self.control.finished:  # a big run is loaded in parts (rows_per_load)
                 self.load_part(pipeline, source)
             prune_completed_packages(pipeline)
-        if options.stale_after is not None:
+        if (stale_after := options.stale_after) is not None:
             self.result.stale_after_run = self.waiting(
-                lambda: count_stale(pipeline, options.stale_after), "counting stale tasks"
+                lambda: count_stale(pipeline, stale_after), "counting stale tasks"
             )
         return self.result
 

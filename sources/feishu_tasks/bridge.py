@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import suppress
 from typing import Any
 
@@ -30,7 +30,7 @@ Emit = Callable[[Any], Awaitable[None]]
 
 
 def iterate_in_thread(
-    produce: Callable[[Emit, threading.Event], Awaitable[None]], name: str = "feishu-fetch"
+    produce: Callable[[Emit, threading.Event], Coroutine[Any, Any, None]], name: str = "feishu-fetch"
 ) -> Iterator[Any]:
     """Run ``produce(emit, closed)`` on a new event loop in a thread; yield what it emits, in order.
 

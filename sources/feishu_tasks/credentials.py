@@ -10,6 +10,8 @@ are read too, because the connector documented them before it had a credentials 
 
 from __future__ import annotations
 
+from typing import Any
+
 import dlt
 from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
@@ -23,7 +25,7 @@ def _fill_from_source_section(config: CredentialsConfiguration, fields: tuple[st
     for name in fields:
         if getattr(config, name) is None:
             # no type: dlt.secrets then traces the lookup as a secret, and no coercion is needed
-            value = dlt.secrets.get(f"{SOURCE_SECTION}.{name}")
+            value: Any = dlt.secrets.get(f"{SOURCE_SECTION}.{name}")
             if value is not None:
                 setattr(config, name, str(value))
     if not config.is_partial():
@@ -34,8 +36,9 @@ def _fill_from_source_section(config: CredentialsConfiguration, fields: tuple[st
 class FeishuAppCredentials(CredentialsConfiguration):
     """A self-built app: the connector fetches and refreshes a tenant access token itself."""
 
-    app_id: str = None
-    app_secret: TSecretStrValue = None
+    # dlt requires a field whose hint is not Optional; None only means "not resolved yet".
+    app_id: str = None  # type: ignore[assignment]
+    app_secret: TSecretStrValue = None  # type: ignore[assignment]
 
     def on_partial(self) -> None:
         _fill_from_source_section(self, ("app_id", "app_secret"))
@@ -45,7 +48,7 @@ class FeishuAppCredentials(CredentialsConfiguration):
 class FeishuUserCredentials(CredentialsConfiguration):
     """A user access token (``u-...``): it sees what that user sees, and cannot be refreshed here."""
 
-    user_access_token: TSecretStrValue = None
+    user_access_token: TSecretStrValue = None  # type: ignore[assignment]
 
     def on_partial(self) -> None:
         _fill_from_source_section(self, ("user_access_token",))

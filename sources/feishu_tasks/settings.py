@@ -1,6 +1,7 @@
 """Fixed facts about the Feishu / Lark Open Platform that the connector relies on.
 
-Everything here comes from ``shared/feishu-api.md``; keep the two in step.
+Everything here comes from ``docs/feishu-api.md`` (the API reference we work from); keep the two
+in step.
 """
 
 from __future__ import annotations
