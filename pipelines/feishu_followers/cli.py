@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -176,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         simulate(argv[1:], prog="feishu-followers simulate")
         return 0
     args = build_parser().parse_args(argv)
+    if not getattr(args, "verbose", False):
+        # dlt logs every failed load job with its traceback (hundreds of lines for one full disk);
+        # our one line says what failed. --verbose (or RUNTIME__LOG_LEVEL) brings dlt's log back.
+        os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     handlers: dict[str, Any] = {"run": _run, "demo": _demo}
     try:
         return handlers[args.command](args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -75,6 +76,8 @@ def missing_config_line(exc: ConfigFieldMissingException) -> str:
 
 
 DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded")
+# "_duckdb.TransactionException: TransactionContext Error: ..." → the part a person reads.
+EXCEPTION_NAMES = re.compile(r"^(?:[\w.]+(?:Exception|Error): )+")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -90,7 +93,7 @@ def _disk_full(exc: BaseException) -> str | None:
     for marker in DISK_FULL_MARKERS:
         if marker in text:
             line = next(line for line in text.splitlines() if marker in line)
-            return f"the disk is full: {line.strip()}"
+            return f"the disk is full: {EXCEPTION_NAMES.sub('', line.strip())}"
     return None
 
 

@@ -1,0 +1,79 @@
+"""A full disk during the load: one clear line, and the next run (with space again) is exact.
+
+The disk really fills up: the DuckDB file is copied onto a small tmpfs mounted in a private
+mount namespace (``unshare``, no root needed where user namespaces are allowed), the run loads
+into it and fails, and the file is copied back out for the next run.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feishu_simulator import World
+
+from .conftest import APP_ID, APP_SECRET, DATASET, Loader, cli, truth
+from .test_history import assert_open_intervals_match_current
+
+MARGIN_BYTES = 64 * 1024  # room left beside the database: less than the next load needs
+
+
+def can_mount_tmpfs() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt 2>/dev/null || exit 1"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+needs_tmpfs = pytest.mark.skipif(
+    not can_mount_tmpfs(), reason="needs `unshare -rm` and tmpfs in a user namespace (util-linux, Linux)"
+)
+
+
+@needs_tmpfs
+def test_disk_full_during_the_load_is_one_line_and_the_next_run_is_exact(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    ids = world.task_ids()
+    loader.run(ids)
+    for task_id in ids[:20]:
+        world.add_follower(task_id)
+    small = tmp_path / "small_disk"
+    small.mkdir()
+    size = loader.duckdb.stat().st_size + MARGIN_BYTES
+    args = ["run", "--duckdb", str(small / loader.duckdb.name), "--pipelines-dir", str(loader.pipelines_dir)]
+    args += [arg for task_id in ids for arg in ("--task-id", task_id)]
+    script = "\n".join(
+        [
+            f"mount -t tmpfs -o size={size} tmpfs {small}",
+            f"cp {loader.duckdb} {small}/",
+            f"{shlex.join([sys.executable, '-m', 'feishu_followers.cli', *args])}; rc=$?",
+            f"cp {small}/{loader.duckdb.name}* {loader.duckdb.parent}/",  # back to the real disk
+            "exit $rc",
+        ]
+    )
+    env = {
+        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
+        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
+    }
+    full = cli([], tmp_path, env, command=["unshare", "-rm", "sh", "-c", script])
+    assert full.returncode == 1, full.stderr
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in full.stderr, full.stderr
+    assert lines[0].startswith("feishu-followers: error: the disk is full: ")
+    assert "No space left on device" in lines[0]
+
+    result = loader.run(ids)  # space again: the next plain run
+    assert result.completed_pending
+    assert loader.followers() == truth(world, ids)
+    assert loader.query(f"select count(*) from {DATASET}.task_fetch_status") == [(len(ids),)]
+    assert_open_intervals_match_current(loader)
