@@ -28,8 +28,13 @@ from .followers import TaskOutcome
 from .retry import RetryPolicy
 from .rows import TOMBSTONE, followers_table, id_list_table, status_table, task_row
 from .settings import (
+    DEFAULT_MAX_LISTING_PAGES,
+    DEFAULT_MAX_LISTING_SECONDS,
+    DEFAULT_MAX_PAGES_PER_TASK,
     DEFAULT_MAX_RPM,
     DEFAULT_MAX_RPS,
+    DEFAULT_MAX_SECONDS_PER_TASK,
+    DEFAULT_TIMEOUT_SECONDS,
     FEISHU_BASE_URL,
     LARK_BASE_URL,
     STATUS_OK,
@@ -90,7 +95,11 @@ def feishu_tasks(
     concurrency: int = 32,
     max_rps: float = DEFAULT_MAX_RPS,
     max_rpm: float = DEFAULT_MAX_RPM,
-    timeout_seconds: float = 30.0,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    max_pages_per_task: int = DEFAULT_MAX_PAGES_PER_TASK,
+    max_seconds_per_task: float = DEFAULT_MAX_SECONDS_PER_TASK,
+    max_listing_pages: int = DEFAULT_MAX_LISTING_PAGES,
+    max_listing_seconds: float = DEFAULT_MAX_LISTING_SECONDS,
     max_attempts: int = 5,
     backoff_base_seconds: float = 0.5,
     stats: FetchStats | None = None,
@@ -108,6 +117,8 @@ def feishu_tasks(
     Every argument can come from dlt config: ``[feishu_tasks]`` in
     ``.dlt/config.toml`` / ``.dlt/secrets.toml`` or env vars such as
     ``SOURCES__FEISHU_TASKS__APP_ID``. ``max_rps`` / ``max_rpm`` of 0 switch pacing off.
+    ``timeout_seconds`` is each request's whole deadline; a task still paging past
+    ``max_pages_per_task`` / ``max_seconds_per_task`` fails (the listing: ``max_listing_*``).
     """
     # Arrow tables skip dlt's row normalizer, which is what adds `_dlt_load_id`; ask the Arrow
     # path to add it too, so every table says which load wrote each row.
@@ -123,6 +134,10 @@ def feishu_tasks(
         max_rps=max_rps or None,
         max_rpm=max_rpm or None,
         timeout_seconds=timeout_seconds,
+        max_pages_per_task=max_pages_per_task,
+        max_seconds_per_task=max_seconds_per_task,
+        max_listing_pages=max_listing_pages,
+        max_listing_seconds=max_listing_seconds,
         retry=RetryPolicy(max_attempts=max(1, int(max_attempts)), backoff_base_seconds=backoff_base_seconds),
     )
     plan = FetchPlan(

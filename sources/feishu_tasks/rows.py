@@ -147,12 +147,12 @@ _SECONDS_FIELDS = ("create_time", "update_time", "complete_time")
 
 
 def unix_seconds_to_timestamp(value: Any) -> datetime | None:
-    """Feishu's ``"1690000000"`` strings → aware datetimes; ``"0"``/empty → None."""
+    """Feishu's ``"1690000000"`` strings → aware datetimes; ``"0"``, empty or absurd → None."""
     try:
         seconds = int(str(value))
-    except (TypeError, ValueError):
+        return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+    except (TypeError, ValueError, OverflowError, OSError):  # not a number, or past year 9999
         return None
-    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
 
 
 def task_row(task: Mapping[str, Any]) -> dict[str, Any]:
