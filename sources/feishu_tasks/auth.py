@@ -171,9 +171,9 @@ class TenantToken:
         """The one line when the token endpoint never gave a token: its last answer, and what to check."""
         where = f"the token endpoint {self._http.base_url}{TENANT_TOKEN_PATH}"
         if isinstance(last, Transient) and last.bad_body:
-            return BadAnswersError(f"{where} is not Feishu's: {exc}; check base_url")
+            return BadAnswersError(f"{where} does not answer like the Feishu API ({exc}); check base_url")
         return FatalError(
-            f"could not get a tenant access token from {where}: {exc}; check base_url and the network"
+            f"could not get a tenant access token from {where} ({exc}); check base_url and the network"
         )
 
     def _warn_unusable_expire(self) -> None:

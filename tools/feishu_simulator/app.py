@@ -50,7 +50,8 @@ HTML_502 = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 JSON_TYPE = "application/json; charset=utf-8"
-FAULT_KEY = "feishu_simulator.fault"  # request[FAULT_KEY]: a handler's targeted bad-answer kind
+# request[FAULT_KEY]: the bad-answer kind a handler chose for its answer (aiohttp >= 3.13 wants a typed key)
+FAULT_KEY: Any = web.RequestKey("feishu_simulator_fault", str) if hasattr(web, "RequestKey") else "fault"
 FAR_CREATE_TIME = 10**12  # listing cursors past every task, for endless listings
 TOKEN_INTERNAL_ERROR = (-1, "internal error")
 
