@@ -174,6 +174,17 @@ def test_a_repeated_page_token_stops_the_listing() -> None:
         pages_of(client, PagingBounds(1000, 3600))
 
 
+def test_a_task_with_more_followers_than_its_bound_allows_fails() -> None:
+    """A server may put more on a page than page_size asks: the follower ceiling still holds."""
+    from feishu_tasks.followers import fetch_task_followers
+
+    crowded = page(*[f"ou_{i}" for i in range(150)])
+    client = client_with(ScriptedHttp(crowded), task_bounds=PagingBounds(2, 3600, "max_pages_per_task"))
+    outcome = asyncio.run(fetch_task_followers(client, "0d38e26e-190a-49e9-93a2-35067763ed1f", "open_id"))
+    assert (outcome.status, outcome.followers, outcome.pages) == ("failed", [], 1)
+    assert outcome.error_msg == "more than 100 followers (2 pages of 50; see max_pages_per_task)"
+
+
 def test_pages_end_when_has_more_is_false() -> None:
     client = client_with(ScriptedHttp(page("ou_1", more="A"), page("ou_2")))
     assert [p.items[0].id for p in pages_of(client, PagingBounds(2, 3600))] == ["ou_1", "ou_2"]
@@ -266,3 +277,11 @@ def test_refresh_delay() -> None:
 def test_task_timestamps_never_raise(value: str, expected: int | None) -> None:
     stamp = unix_seconds_to_timestamp(value)
     assert (stamp.timestamp() if stamp else None) == expected
+
+
+def test_a_listed_task_with_unstorable_text_is_stored_with_a_replacement() -> None:
+    from feishu_tasks.rows import task_row
+
+    task = json.loads('{"id": "t1", "summary": "a\\ud800b", "create_time": "1690000000"}')
+    row = task_row(task)
+    assert row["summary"] == "a?b" and row["create_time"].year == 2023

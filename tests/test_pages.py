@@ -147,6 +147,26 @@ MALFORMED = [
         "data.items[0].id_list[0] is an empty string, not a non-empty string",
     ),
     (
+        "id_too_long",
+        {"items": [{"id": "o" * 257}]},
+        "data.items[0].id is a string 257 characters long, not an id",
+    ),
+    (
+        "id_control_char",
+        {"items": [{"id": "ou_1\n"}]},
+        "data.items[0].id is a string not printable text, not an id",
+    ),
+    (
+        "id_lone_surrogate",
+        {"items": [{"id": "ou_\ud800"}]},
+        "data.items[0].id is a string not printable text, not an id",
+    ),
+    (
+        "id_list_too_long",
+        {"items": [{"id": "ou_1", "id_list": ["x" * 300]}]},
+        "data.items[0].id_list[0] is a string 300 characters long, not an id",
+    ),
+    (
         "id_list_nested",
         {"items": [{"id": "ou_1", "id_list": [["a"]]}]},
         "data.items[0].id_list[0] is a list of 1, not a non-empty string",

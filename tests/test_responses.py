@@ -126,6 +126,8 @@ BUSINESS_CASES = [
     ("code_missing", 200, JSON_HEADERS, b'{"msg": "success", "data": {}}', Transient, {"bad_body": True}),
     ("code_string", 200, JSON_HEADERS, envelope("0", data=PAGE), Transient, {"bad_body": True}),
     ("code_bool", 200, JSON_HEADERS, envelope(False, data=PAGE), Transient, {"bad_body": True}),
+    ("code_past_32_bits", 400, JSON_HEADERS, envelope(2**31, "x"), Transient, {"bad_body": True}),
+    ("code_negative", 400, JSON_HEADERS, envelope(-1, "x"), TaskFailed, {"code": -1}),
     ("code_float", 200, JSON_HEADERS, envelope(0.0, data=PAGE), Transient, {"bad_body": True}),
 ]
 
@@ -170,6 +172,7 @@ def test_task_error_keeps_status_message_and_log_id() -> None:
         ("two\nlines", "two lines"),
         ("echoed Bearer t-g1044ddVBW7DMRR2JL3VIPUXYJEHEXUMPLE", "echoed Bearer [redacted]"),
         ("a JWT eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl here", "a JWT [redacted] here"),
+        ("lone \ud800 surrogate", "lone ? surrogate"),  # it could not be stored
     ],
 )
 def test_server_text_is_one_bounded_line_without_token_like_words(msg: Any, expected: str) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from .client import FeishuClient
-from .errors import ApiError, TaskError
+from .errors import ApiError, ProtocolError, TaskError
 from .pages import Follower, parse_followers_page
 from .pagination import iter_pages
 from .settings import (
@@ -56,16 +56,22 @@ async def fetch_task_followers(client: FeishuClient, task_id: str, user_id_type:
     params = {"page_size": FOLLOWERS_PAGE_SIZE, "user_id_type": user_id_type}
     outcome = TaskOutcome(task_id, STATUS_OK, started)
     seen: set[str] = set()
+    bounds = client.task_bounds
+    ceiling = bounds.max_pages * FOLLOWERS_PAGE_SIZE  # a server may put more on a page than asked
     try:
-        async for page in iter_pages(
-            client, followers_path(task_id), params, parse_followers_page, client.task_bounds
-        ):
+        async for page in iter_pages(client, followers_path(task_id), params, parse_followers_page, bounds):
             outcome.pages += 1
             outcome.log_id = page.log_id
             for follower in page.items:
                 if follower.id not in seen:  # a follower listed twice is one follow
                     seen.add(follower.id)
                     outcome.followers.append(follower)
+            if len(outcome.followers) > ceiling:
+                raise ProtocolError(
+                    f"more than {ceiling} followers ({bounds.max_pages} pages of {FOLLOWERS_PAGE_SIZE}; "
+                    f"see {bounds.setting})",
+                    page.log_id,
+                )
     except TaskError as exc:
         return _failed(outcome, _status_of(exc), exc.code, str(exc), exc.log_id)
     return outcome

@@ -52,6 +52,10 @@ class ListPage(Generic[T]):
 
 PageParser = Callable[[Any], ListPage[T]]
 
+# Feishu's ids are ~35 characters (ou_ + 32 hex); anything this long is not an id. Printable
+# text only: a control character or a lone surrogate (which cannot even be stored) is not one.
+MAX_ID_CHARS = 256
+
 
 def describe(value: Any) -> str:
     """What a JSON value is, for a message: scalars as JSON, never the content of a string."""
@@ -100,6 +104,9 @@ def _list_fields(data: Any) -> tuple[list[Any], bool, str]:
 def _non_empty_string(value: Any, where: str) -> str:
     if type(value) is not str or not value:
         raise PageError(f"{where} is {describe(value)}, not a non-empty string")
+    if len(value) > MAX_ID_CHARS or not value.isprintable():
+        what = f"{len(value)} characters long" if len(value) > MAX_ID_CHARS else "not printable text"
+        raise PageError(f"{where} is a string {what}, not an id")
     return value
 
 
@@ -131,7 +138,11 @@ def parse_followers_page(data: Any) -> ListPage[Follower]:
         # path); every other shape goes through _follower.
         if type(item) is dict and len(item) == 1:
             follower_id = item.get("id")
-            if type(follower_id) is str and follower_id:
+            if (
+                type(follower_id) is str
+                and 0 < len(follower_id) <= MAX_ID_CHARS
+                and follower_id.isprintable()
+            ):
                 followers.append(Follower(follower_id))
                 continue
         followers.append(_follower(item, len(followers)))

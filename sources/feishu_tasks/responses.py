@@ -140,7 +140,7 @@ WRONG_TOKEN_TYPE_MESSAGE = (
 def classify(status: int, headers: Headers, body: bytes) -> Verdict:
     """The verdict on one answer of a business endpoint."""
     envelope = _json_object(body)
-    if type(envelope) is not dict or type(envelope.get("code")) is not int:
+    if type(envelope) is not dict or not _is_code(envelope.get("code")):
         return _not_an_envelope(status, headers, body, envelope)
     code: int = envelope["code"]
     log_id = log_id_of(headers, envelope)
@@ -163,7 +163,7 @@ def classify(status: int, headers: Headers, body: bytes) -> Verdict:
 def classify_token(status: int, headers: Headers, body: bytes) -> TokenVerdict:
     """The verdict on one answer of the tenant token endpoint (a flat object, no ``data``)."""
     answer = _json_object(body)
-    if type(answer) is not dict or type(answer.get("code")) is not int:
+    if type(answer) is not dict or not _is_code(answer.get("code")):
         return _not_an_envelope(status, headers, body, answer)
     code: int = answer["code"]
     if status == 429 or code == CODE_RATE_LIMITED:
@@ -188,6 +188,11 @@ def _json_object(body: bytes) -> Any:
         return MISSING
 
 
+def _is_code(value: Any) -> bool:
+    """An envelope's ``code``: a JSON integer that fits 32 bits (it is stored as int64)."""
+    return type(value) is int and -(2**31) <= value < 2**31
+
+
 def _not_an_envelope(status: int, headers: Headers, body: bytes, parsed: Any) -> RateLimited | Transient:
     """A 429 is a rate limit whatever its body; anything else without an envelope is a bad body."""
     if status == 429:
@@ -200,7 +205,7 @@ def _not_an_envelope(status: int, headers: Headers, body: bytes, parsed: Any) ->
     elif type(parsed) is not dict:
         what = f"with a JSON {_json_kind(parsed)}, not an object"
     else:
-        what = "with a JSON object without an integer code"
+        what = "with a JSON object without an integer code"  # or one past 32 bits
     return Transient(f"HTTP {status} {what}", None, log_id_of(headers, None), bad_body=True)
 
 
@@ -258,6 +263,7 @@ def server_text(value: Any, limit: int = MAX_TEXT) -> str:
         except (ValueError, RecursionError):
             value = type(value).__name__
     text = " ".join(value[: limit * 4].split())
+    text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate cannot be stored
     text = _SECRET_RE.sub("[redacted]", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
