@@ -55,6 +55,8 @@ PageParser = Callable[[Any], ListPage[T]]
 # Feishu's ids are ~35 characters (ou_ + 32 hex); anything this long is not an id. Printable
 # text only: a control character or a lone surrogate (which cannot even be stored) is not one.
 MAX_ID_CHARS = 256
+# A page token goes back into the next request's URL: bounded well below httpx's URL limit.
+MAX_PAGE_TOKEN_CHARS = 4096
 
 
 def describe(value: Any) -> str:
@@ -98,6 +100,8 @@ def _list_fields(data: Any) -> tuple[list[Any], bool, str]:
         raise PageError(
             f"data.has_more is true but data.page_token is {describe(MISSING if token is None else token)}"
         )
+    if len(token) > MAX_PAGE_TOKEN_CHARS:
+        raise PageError(f"data.page_token is a string {len(token)} characters long, not a page token")
     return items, True, token
 
 

@@ -84,7 +84,10 @@ class ShardedHttp:
     async def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Reply:
         """The whole answer within the deadline; raises NoAnswer otherwise."""
         url = f"{self.base_url}{path}?{urlencode(params)}" if params else f"{self.base_url}{path}"
-        request = httpx.Request("GET", url, headers=headers, extensions={"timeout": self._timeout})
+        try:
+            request = httpx.Request("GET", url, headers=headers, extensions={"timeout": self._timeout})
+        except (httpx.InvalidURL, ValueError) as exc:  # a URL or header no server could be sent
+            raise NoAnswer(f"the request cannot be built ({exc})") from None
         shard = min(range(len(self._pools)), key=self._busy.__getitem__)
         self._busy[shard] += 1
         try:
