@@ -92,6 +92,11 @@ MALFORMED = [
     ),
     ("token_number", {"has_more": True, "page_token": 2}, "data.page_token is 2, not a string"),
     (
+        "token_too_long",
+        {"has_more": True, "page_token": "p" * 5000},
+        "data.page_token is a string 5000 characters long, not a page token",
+    ),
+    (
         "token_list_on_last_page",
         {"has_more": False, "page_token": ["a"]},
         "data.page_token is a list of 1, not a string",
