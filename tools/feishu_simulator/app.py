@@ -200,7 +200,7 @@ class SimulatorApp:
             faults = self.faults
             if faults.latency_ms > 0:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            response = self.gate(request, faults)
+            response: web.StreamResponse | None = self.gate(request, faults)
             if response is None:
                 try:
                     answer = handler(request, faults)
