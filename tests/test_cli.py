@@ -12,6 +12,7 @@ import pytest
 
 from feishu_followers.run import run
 from feishu_simulator import Simulator, World
+from feishu_simulator.faults import PageFault
 from feishu_tasks.errors import FatalError
 
 from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, truth
@@ -92,6 +93,7 @@ def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Pa
         "unwritable",
         "not_json",
         "no_credentials",
+        "undecodable_ids_file",
     ],
 )
 def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_path: Path, case: str) -> None:
@@ -113,6 +115,10 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
         args = ["run", "--duckdb", str(tmp_path / "a_file" / "out.duckdb"), "--task-id", world.task_ids()[0]]
     elif case == "not_json":
         env["SOURCES__FEISHU_TASKS__BASE_URL"] = sim.base_url + "/wrong-prefix"
+        env["SOURCES__FEISHU_TASKS__BACKOFF_BASE_SECONDS"] = "0.01"  # the token request is retried first
+    elif case == "undecodable_ids_file":
+        (tmp_path / "ids.txt").write_bytes(f"# tâche\n{world.task_ids()[0]}\n".encode("latin-1"))
+        args = [*run_args(tmp_path), "--task-ids-file", str(tmp_path / "ids.txt")]
     done = cli(args, tmp_path, env)
     assert done.returncode == 1, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
@@ -128,10 +134,26 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
         "no_credentials": "set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
         "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET or "
         "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN",
+        "undecodable_ids_file": f"{tmp_path / 'ids.txt'}: line 1 is not valid UTF-8",
     }[case]
     assert expected in lines[0]
     assert "wrong-secret-3141" not in done.stderr + done.stdout
     assert APP_SECRET not in done.stderr + done.stdout
+
+
+def test_hostile_answers_end_in_a_summary_not_a_traceback(
+    sim: Simulator, world: World, tmp_path: Path
+) -> None:
+    """Random bad answers everywhere, a task that pages forever and one with a bad follower id."""
+    ids = world.task_ids()
+    sim.faults.bad_answer_fraction = 0.2
+    sim.faults.page_faults = {ids[-1]: PageFault("endless"), ids[-2]: PageFault("id_bool")}
+    settings = {"MAX_PAGES_PER_TASK": "5", "MAX_ATTEMPTS": "10", "BACKOFF_BASE_SECONDS": "0.01"}
+    env = {**creds(sim), **{f"SOURCES__FEISHU_TASKS__{key}": value for key, value in settings.items()}}
+    done = cli([*run_args(tmp_path), *sum((["--task-id", t] for t in ids), [])], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert f"tasks: {len(ids)} (ok {len(ids) - 2}, invalid_task 0, no_permission 0, failed 2)" in done.stdout
 
 
 def test_fatal_error_keeps_previously_loaded_data(loader: Loader, world: World) -> None:

@@ -451,3 +451,44 @@ def test_stats_and_control_endpoints(sim: Simulator, client: httpx.Client) -> No
     assert sim.stats.business_requests == 0
     client.post("/_sim/faults", json={"quota_per_second": 1, "always_fail_tasks": ["x"]})
     assert sim.faults.quota_per_second == 1 and sim.faults.always_fail_tasks == {"x"}
+
+
+def test_bad_answer_faults_are_set_as_json_and_deterministic(sim: Simulator, client: httpx.Client) -> None:
+    token = get_token(client)
+    task = sim.world.task_ids()[0]
+    set_faults = client.post("/_sim/faults", json={"page_faults": {task: {"kind": "id_bool", "times": 1}}})
+    assert set_faults.json()["page_faults"] == {task: {"kind": "id_bool", "page": 1, "times": 1}}
+    spoiled = client.get(followers_url(task), headers=auth(token)).json()["data"]
+    assert spoiled["items"][0]["id"] is True
+    assert client.get(followers_url(task), headers=auth(token)).json()["data"]["items"][0]["id"] != True  # noqa: E712
+    assert client.post("/_sim/faults", json={"page_faults": {task: {"kind": "nonsense"}}}).status_code == 400
+
+    def answers(faults: Faults, count: int = 40) -> list[tuple[int, str, bytes]]:
+        sim.faults = faults
+        out = []
+        for _ in range(count):
+            with client.stream("GET", followers_url(task), headers=auth(token)) as r:
+                raw = b"".join(r.iter_raw())  # undecoded: bad_gzip must not raise here
+                out.append((r.status_code, r.headers["content-type"], raw))
+        return out
+
+    first = answers(Faults(bad_answer_fraction=0.5, seed=9))
+    assert first == answers(
+        Faults(bad_answer_fraction=0.5, seed=9)
+    )  # same seed: same bad answers, same order
+    normal = answers(Faults(), 1)[0]
+    assert 10 < sum(answer != normal for answer in first) < 30
+
+
+def test_token_faults_count_down(sim: Simulator, client: httpx.Client) -> None:
+    sim.faults = Faults(
+        token_rate_limit_times=1, token_error_500_times=1, token_bad_body_times=1, token_expire="zero"
+    )
+    answer = {"app_id": APP_ID, "app_secret": APP_SECRET}
+    limited = client.post(TOKEN_PATH, json=answer)
+    assert (limited.status_code, limited.json()["code"]) == (429, 99991400)
+    assert limited.headers["x-ogw-ratelimit-reset"] == "1"
+    assert client.post(TOKEN_PATH, json=answer).status_code == 500
+    assert client.post(TOKEN_PATH, json=answer).headers["content-type"].startswith("text/html")
+    issued = client.post(TOKEN_PATH, json=answer).json()
+    assert issued["code"] == 0 and issued["expire"] == 0

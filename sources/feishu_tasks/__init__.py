@@ -33,7 +33,18 @@ from .errors import ConfigError, FatalError, FeishuError, TaskError
 from .resources import FollowerFetch, follower_resources
 from .retry import RetryPolicy
 from .scheduler import FetchPlan
-from .settings import DEFAULT_MAX_RPM, DEFAULT_MAX_RPS, FEISHU_BASE_URL, LARK_BASE_URL, USER_ID_TYPES
+from .settings import (
+    DEFAULT_MAX_LISTING_PAGES,
+    DEFAULT_MAX_LISTING_SECONDS,
+    DEFAULT_MAX_PAGES_PER_TASK,
+    DEFAULT_MAX_RPM,
+    DEFAULT_MAX_RPS,
+    DEFAULT_MAX_SECONDS_PER_TASK,
+    DEFAULT_TIMEOUT_SECONDS,
+    FEISHU_BASE_URL,
+    LARK_BASE_URL,
+    USER_ID_TYPES,
+)
 
 __all__ = [
     "FEISHU_BASE_URL",
@@ -61,7 +72,11 @@ def feishu_tasks(
     concurrency: int = 32,
     max_rps: float = DEFAULT_MAX_RPS,
     max_rpm: float = DEFAULT_MAX_RPM,
-    timeout_seconds: float = 30.0,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    max_pages_per_task: int = DEFAULT_MAX_PAGES_PER_TASK,
+    max_seconds_per_task: float = DEFAULT_MAX_SECONDS_PER_TASK,
+    max_listing_pages: int = DEFAULT_MAX_LISTING_PAGES,
+    max_listing_seconds: float = DEFAULT_MAX_LISTING_SECONDS,
     max_attempts: int = 5,
     backoff_base_seconds: float = 0.5,
 ) -> list[DltResource]:
@@ -94,7 +109,13 @@ def feishu_tasks(
             cover the latency: 50 requests/s at 0.2 s each need 10).
         max_rps: Requests per second ceiling (Feishu's task quota is 50; 0 switches it off).
         max_rpm: Requests per minute ceiling (Feishu's task quota is 1,000; 0 switches it off).
-        timeout_seconds: Time allowed for one request.
+        timeout_seconds: Time allowed for one whole request (connect, send, and the whole
+            answer, however slowly it arrives); past it the request is retried.
+        max_pages_per_task: Pages one task may take (50 followers each) before it is recorded
+            as ``failed``: a server that never stops paging cannot hold the run.
+        max_seconds_per_task: Time one task may take, retries and pacing included, likewise.
+        max_listing_pages: Pages the task listing (``discover``) may take.
+        max_listing_seconds: Time the task listing may take.
         max_attempts: Tries per request on transient failures (5xx, timeouts) before the task
             is recorded as ``failed``.
         backoff_base_seconds: First backoff delay; it doubles per failed attempt, with jitter.
@@ -115,6 +136,10 @@ def feishu_tasks(
         max_rps=max_rps or None,
         max_rpm=max_rpm or None,
         timeout_seconds=timeout_seconds,
+        max_pages_per_task=max_pages_per_task,
+        max_seconds_per_task=max_seconds_per_task,
+        max_listing_pages=max_listing_pages,
+        max_listing_seconds=max_listing_seconds,
         retry=RetryPolicy(max_attempts=max(1, int(max_attempts)), backoff_base_seconds=backoff_base_seconds),
     )
     plan = FetchPlan(list(task_ids or ()), user_id_type, discover=discover, max_requests=max_requests)

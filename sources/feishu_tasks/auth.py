@@ -7,16 +7,38 @@ built here contains them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import httpx
-
-from .errors import FatalError
-from .retry import RetryPolicy
+from .errors import BadAnswersError, CredentialsError, FatalError, TaskError
+from .responses import (
+    CredentialsRefused,
+    Malformed,
+    RateLimited,
+    TokenIssued,
+    TokenVerdict,
+    Transient,
+    classify_token,
+)
+from .retry import Attempts, RetryPolicy
 from .settings import TENANT_TOKEN_PATH, TOKEN_REFRESH_MARGIN_SECONDS
-from .wire import parse_json_body
+from .transport import NoAnswer, PlainHttp
+
+log = logging.getLogger("feishu_tasks")
+
+# When ``expire`` is missing, zero, negative or not a number: assume this lifetime (the token
+# is refreshed half-way) and rely on the on-demand renewal if the server refuses it sooner.
+TOKEN_FALLBACK_LIFETIME_SECONDS = 600.0
+# Never ask for a new token more often than this, whatever ``expire`` says.
+TOKEN_MIN_REFRESH_SECONDS = 1.0
+
+
+def refresh_delay(lifetime_seconds: float) -> float:
+    """Seconds until a token of this lifetime is refreshed: a margin early, never too often."""
+    margin = min(TOKEN_REFRESH_MARGIN_SECONDS, lifetime_seconds / 2)
+    return max(TOKEN_MIN_REFRESH_SECONDS, lifetime_seconds - margin)
 
 
 class TokenSource(Protocol):
@@ -53,26 +75,34 @@ class UserToken:
 
 
 class TenantToken:
-    """Tenant access token of a self-built app, fetched once and refreshed before it expires."""
+    """Tenant access token of a self-built app, fetched once and refreshed before it expires.
+
+    The token endpoint gets the same care as the business endpoints: rate limits are waited
+    out (``x-ogw-ratelimit-reset``), 5xx, timeouts and bad bodies are retried with backoff.
+    Only the endpoint's own non-zero ``code`` says the credentials are wrong.
+    """
 
     can_refresh = True
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: PlainHttp,
         app_id: str,
         app_secret: str,
         retry: RetryPolicy,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._http = http
         self.app_id = app_id
         self._app_secret = app_secret
         self._retry = retry
         self._clock = clock
+        self._sleep = sleep
         self._token: str | None = None
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
+        self._warned_expire = False
         self.fetches = 0
 
     async def get(self) -> str:
@@ -97,40 +127,61 @@ class TenantToken:
         )
 
     async def _fetch(self) -> None:
-        body = await self._post_for_token()
-        code = body.get("code")
-        if code != 0 or not body.get("tenant_access_token"):
-            raise FatalError(
-                f"Feishu refused the app credentials for app_id {self.app_id!r} "
-                f"(code {code}: {body.get('msg', '')}); check SOURCES__FEISHU_TASKS__APP_ID "
-                "and SOURCES__FEISHU_TASKS__APP_SECRET"
-            )
-        expire = float(body.get("expire") or 0)
-        margin = min(TOKEN_REFRESH_MARGIN_SECONDS, expire / 2)
-        self._token = str(body["tenant_access_token"])
-        self._refresh_at = self._clock() + max(0.0, expire - margin)
+        issued = await self._issue()
+        lifetime = issued.expire_seconds
+        if lifetime is None:
+            lifetime = TOKEN_FALLBACK_LIFETIME_SECONDS
+            self._warn_unusable_expire()
+        self._token = issued.token
+        self._refresh_at = self._clock() + refresh_delay(lifetime)
         self.fetches += 1
 
-    async def _post_for_token(self) -> dict:
-        payload = {"app_id": self.app_id, "app_secret": self._app_secret}
-        last_error = ""
-        for attempt in range(1, self._retry.max_attempts + 1):
+    async def _issue(self) -> TokenIssued:
+        """A token from the endpoint, retried as the verdicts say; FatalError when none comes."""
+        attempts = Attempts(self._retry)
+        while True:
+            verdict = await self._ask()
             try:
-                response = await self._http.post(TENANT_TOKEN_PATH, json=payload)
-            except httpx.HTTPError as exc:
-                last_error = type(exc).__name__
-            else:
-                body = parse_json_body(response)
-                if body is not None and response.status_code < 500:
-                    return body
-                if response.status_code < 500 and response.status_code != 429:
-                    raise FatalError(
-                        f"the token endpoint at {self._http.base_url} answered HTTP "
-                        f"{response.status_code} without a JSON body; check base_url"
-                    )
-                last_error = f"HTTP {response.status_code}"
-            await asyncio.sleep(self._retry.backoff(attempt))
-        raise FatalError(
-            f"could not obtain a tenant access token from {self._http.base_url} "
-            f"({last_error} after {self._retry.max_attempts} attempts); check base_url and the network"
+                match verdict:
+                    case TokenIssued():
+                        return verdict
+                    case CredentialsRefused():
+                        raise CredentialsError(
+                            f"Feishu refused the app credentials for app_id {self.app_id!r} "
+                            f"(code {verdict.code}: {verdict.msg}); check SOURCES__FEISHU_TASKS__APP_ID "
+                            "and SOURCES__FEISHU_TASKS__APP_SECRET"
+                        )
+                    case RateLimited():
+                        wait = attempts.after_rate_limit(verdict)
+                    case Transient() | Malformed():
+                        wait = attempts.after_failure(verdict)
+            except TaskError as exc:
+                raise self._unreachable(verdict, exc) from None
+            await self._sleep(wait)
+
+    async def _ask(self) -> TokenVerdict:
+        payload = {"app_id": self.app_id, "app_secret": self._app_secret}
+        try:
+            reply = await self._http.post_json(TENANT_TOKEN_PATH, payload)
+        except NoAnswer as exc:
+            return Transient(exc.reason, bad_body=exc.bad_body)
+        return classify_token(reply.status, reply.headers, reply.body)
+
+    def _unreachable(self, last: TokenVerdict, exc: TaskError) -> FatalError:
+        """The one line when the token endpoint never gave a token: its last answer, and what to check."""
+        where = f"the token endpoint {self._http.base_url}{TENANT_TOKEN_PATH}"
+        if isinstance(last, Transient) and last.bad_body:
+            return BadAnswersError(f"{where} does not answer like the Feishu API ({exc}); check base_url")
+        return FatalError(
+            f"could not get a tenant access token from {where} ({exc}); check base_url and the network"
         )
+
+    def _warn_unusable_expire(self) -> None:
+        if not self._warned_expire:
+            self._warned_expire = True
+            log.warning(
+                "the token endpoint answered without a usable 'expire' (missing, zero, negative or not a "
+                "number): assuming %.0f s and refreshing after %.0f s; a refused token is renewed at once",
+                TOKEN_FALLBACK_LIFETIME_SECONDS,
+                refresh_delay(TOKEN_FALLBACK_LIFETIME_SECONDS),
+            )

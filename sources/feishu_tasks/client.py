@@ -1,7 +1,8 @@
-"""One GET against a Feishu business endpoint, with everything the API makes us handle.
+"""One GET against a Feishu business endpoint: pacing, the bearer token, and acting on the verdict.
 
-Pacing, the bearer token (refreshed once on a token error), 429 waits, backoff on transient
-failures, and the decision whether an answer is data, a per-task error or fatal.
+What an answer means is decided elsewhere, by pure functions: ``responses.classify`` (the
+envelope) and a ``pages`` parser (the page's shape). Here we only act on it: return the page,
+wait and try again, renew the token once, or raise.
 """
 
 from __future__ import annotations
@@ -10,43 +11,81 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from .auth import TenantToken, TokenSource, UserToken
-from .errors import ApiError, BudgetExhausted, FatalError, RetriesExhausted
+from .errors import BadAnswersError, BudgetExhausted, FatalError
+from .pages import ListPage, PageError, PageParser
+from .pagination import PagingBounds
 from .ratelimit import PacingLimiter
-from .retry import RetryPolicy
+from .responses import (
+    Fatal,
+    Malformed,
+    Ok,
+    RateLimited,
+    TaskFailed,
+    TokenRejected,
+    Transient,
+    Verdict,
+    classify,
+)
+from .retry import Attempts, RetryPolicy
 from .settings import (
-    CODE_OK,
-    CODE_RATE_LIMITED,
-    CODE_WRONG_TOKEN_TYPE,
-    TOKEN_ERROR_CODES,
+    DEFAULT_MAX_LISTING_PAGES,
+    DEFAULT_MAX_LISTING_SECONDS,
+    DEFAULT_MAX_PAGES_PER_TASK,
+    DEFAULT_MAX_SECONDS_PER_TASK,
+    DEFAULT_TIMEOUT_SECONDS,
     TOKEN_REFRESHABLE_CODES,
-    TRANSIENT_CODES,
 )
 from .stats import FetchStats
-from .transport import ShardedHttp
-from .wire import float_header, log_id_of, parse_json_body
+from .transport import NoAnswer, PlainHttp, Reply, ShardedHttp
+
+T = TypeVar("T")
+
+# This many bad bodies before any answer in Feishu's envelope: not a bad task, a wrong
+# base_url or a proxy in the way. Random bad answers at even a 50 % rate get here once in
+# a million runs.
+FIRST_ANSWERS_ALL_BAD = 20
 
 
 class HttpGetter(Protocol):
-    """What the client needs from the HTTP layer: one GET, its body read (see ``fetcher``)."""
+    """What the client needs from the HTTP layer: one GET, its whole answer or NoAnswer."""
 
-    async def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> httpx.Response: ...
+    async def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Reply: ...
 
 
-@dataclass
-class Page:
-    """The ``data`` object of a successful answer and the request's log id."""
+class FirstAnswersWatch:
+    """Stops the run when its first answers are all bad bodies (one bad task is not a reason).
 
-    data: dict[str, Any]
-    log_id: str | None
+    Once one answer came in Feishu's envelope, the host is right and bad bodies are faults of
+    their requests: they are retried, and a task that keeps getting them fails alone.
+    """
+
+    def __init__(self, base_url: str, limit: int = FIRST_ANSWERS_ALL_BAD) -> None:
+        self.base_url = base_url
+        self.limit = limit
+        self.trusted = False
+        self.bad = 0
+
+    def note(self, verdict: Verdict) -> None:
+        if self.trusted:
+            return
+        if not isinstance(verdict, Transient) or not verdict.bad_body:
+            self.trusted = True
+            return
+        self.bad += 1
+        if self.bad >= self.limit:
+            raise BadAnswersError(
+                f"the first {self.bad} answers from {self.base_url} were not the Feishu API "
+                f"(the last: {verdict.reason}); check base_url and any proxy in between"
+            )
 
 
 class FeishuClient:
-    """Sends paced, authenticated GETs and turns answers into data or exceptions."""
+    """Sends paced, authenticated GETs and turns answers into checked pages or exceptions."""
 
     def __init__(
         self,
@@ -56,6 +95,9 @@ class FeishuClient:
         retry: RetryPolicy,
         stats: FetchStats | None = None,
         max_requests: int | None = None,
+        task_bounds: PagingBounds | None = None,
+        listing_bounds: PagingBounds | None = None,
+        base_url: str = "",
     ) -> None:
         self.max_requests = max_requests
         self.http = http
@@ -63,86 +105,87 @@ class FeishuClient:
         self.limiter = limiter
         self.retry = retry
         self.stats = stats or FetchStats()
+        self.task_bounds = task_bounds or ClientSettings("").task_bounds()
+        self.listing_bounds = listing_bounds or ClientSettings("").listing_bounds()
+        self.watch = FirstAnswersWatch(base_url or "the server")
 
-    async def get(self, path: str, params: dict[str, Any]) -> Page:
-        """The answer's data; raises ApiError, RetriesExhausted or FatalError otherwise."""
-        failures = 0
-        rate_limit_waits = 0
-        token_replayed = False
-        last_error, last_code, last_log_id = "", None, None
+    async def get(self, path: str, params: dict[str, Any], parse: PageParser[T]) -> ListPage[T]:
+        """The checked page; raises a TaskError for this request, FatalError or BudgetExhausted."""
+        attempts = Attempts(self.retry)
+        token_renewed = False
         while True:
-            if self.max_requests is not None and self.stats.sent >= self.max_requests:
-                raise BudgetExhausted()
-            self.stats.sent += 1  # counted before any await, so concurrent requests cannot overshoot
-            await self.limiter.acquire()
-            token = await self.tokens.get()
-            try:
-                response = await self.http.get(path, params, {"Authorization": f"Bearer {token}"})
-            except httpx.TransportError as exc:  # timeouts, refused and dropped connections
-                last_error, last_code, last_log_id = f"{type(exc).__name__} (no answer)", None, None
-                failures += 1
-            else:
-                body = parse_json_body(response)
-                log_id = log_id_of(response, body)
-                self.stats.count_answer()
-                code = body.get("code") if body is not None else None
-                if body is not None and code == CODE_OK:
-                    data = body.get("data")
-                    return Page(data if isinstance(data, dict) else {}, log_id)
-
-                if response.status_code == 429 or code == CODE_RATE_LIMITED:
+            token = await self._send_slot()
+            verdict = await self._ask(path, params, token, parse)
+            match verdict:
+                case ListPage():
+                    return verdict
+                case RateLimited():
                     self.stats.rate_limited += 1
-                    rate_limit_waits += 1
-                    last_error, last_code, last_log_id = "rate limited", code, log_id
-                    if rate_limit_waits > self.retry.max_rate_limit_waits:
-                        raise RetriesExhausted(failures + rate_limit_waits, last_error, code, log_id)
-                    reset = float_header(response, "x-ogw-ratelimit-reset")
-                    limit = float_header(response, "x-ogw-ratelimit-limit")
-                    self.limiter.adapt(int(limit) if limit else None, reset)
-                    self.limiter.pause(self.retry.rate_limit_wait(reset))
-                    self.stats.retries += 1
+                    self.limiter.adapt(verdict.limit, verdict.reset_seconds)
+                    self.limiter.pause(attempts.after_rate_limit(verdict))
+                case Transient() | Malformed():
+                    await asyncio.sleep(attempts.after_failure(verdict))
+                case TokenRejected():
+                    self._renew_token(verdict, token, token_renewed)
+                    token_renewed = True
                     continue
-
-                if body is None:
-                    if response.status_code < 500:
-                        raise FatalError(
-                            f"{response.request.url.copy_with(query=None)} answered HTTP "
-                            f"{response.status_code} without a JSON body; check base_url"
-                        )
-                    last_error, last_code, last_log_id = (
-                        f"HTTP {response.status_code} with a non-JSON body",
-                        None,
-                        log_id,
-                    )
-                    failures += 1
-                elif code in TOKEN_ERROR_CODES:
-                    if self.tokens.can_refresh and code in TOKEN_REFRESHABLE_CODES and not token_replayed:
-                        self.tokens.invalidate(token)
-                        self.stats.token_refreshes += 1
-                        token_replayed = True
-                        continue
-                    raise FatalError(self.tokens.rejection_message(code, str(body.get("msg", ""))))
-                elif code == CODE_WRONG_TOKEN_TYPE:
-                    raise FatalError(
-                        f"Feishu says the token is neither a user nor a tenant token (code {code}); "
-                        "configure app_id/app_secret or a user access token (u-...)"
-                    )
-                elif code in TRANSIENT_CODES or response.status_code >= 500:
-                    last_error = f"HTTP {response.status_code}, code {code}: {body.get('msg', '')}"
-                    last_code, last_log_id = code, log_id
-                    failures += 1
-                else:
-                    raise ApiError(response.status_code, code, str(body.get("msg", "")), log_id)
-
-            if failures >= self.retry.max_attempts:
-                raise RetriesExhausted(failures + rate_limit_waits, last_error, last_code, last_log_id)
+                case TaskFailed():
+                    raise verdict.error
+                case Fatal():
+                    raise FatalError(verdict.message)
             self.stats.retries += 1
-            await asyncio.sleep(self.retry.backoff(failures))
+
+    async def _send_slot(self) -> str:
+        """Counts the request against the budget, waits for pacing, and returns the token to send."""
+        if self.max_requests is not None and self.stats.sent >= self.max_requests:
+            raise BudgetExhausted()
+        self.stats.sent += 1  # counted before any await, so concurrent requests cannot overshoot
+        await self.limiter.acquire()
+        return await self.tokens.get()
+
+    async def _ask(
+        self, path: str, params: dict[str, Any], token: str, parse: PageParser[T]
+    ) -> ListPage[T] | Verdict:
+        """One exchange: the checked page, or the verdict on what came back instead."""
+        try:
+            reply = await self.http.get(path, params, {"Authorization": f"Bearer {token}"})
+        except NoAnswer as exc:
+            failure = Transient(exc.reason, bad_body=exc.bad_body)
+            if exc.bad_body:  # an undecodable body is an answer, and not Feishu's; a timeout is neither
+                self.watch.note(failure)
+            return failure
+        self.stats.count_answer()
+        verdict = classify(reply.status, reply.headers, reply.body)
+        self.watch.note(verdict)
+        return _checked(verdict, parse) if type(verdict) is Ok else verdict
+
+    def _renew_token(self, verdict: TokenRejected, token: str, already_renewed: bool) -> None:
+        """Drop a refused tenant token so the next send fetches a fresh one; only once per request."""
+        if already_renewed or not self.tokens.can_refresh or verdict.code not in TOKEN_REFRESHABLE_CODES:
+            raise FatalError(self.tokens.rejection_message(verdict.code, verdict.msg))
+        self.tokens.invalidate(token)
+        self.stats.token_refreshes += 1
+
+
+def _checked(verdict: Ok, parse: PageParser[T]) -> ListPage[T] | Malformed:
+    """The page in ``verdict.data`` if it has the endpoint's shape, else why not."""
+    try:
+        page = parse(verdict.data)
+    except PageError as exc:
+        return Malformed(str(exc), verdict.log_id)
+    page.log_id = verdict.log_id
+    return page
 
 
 @dataclass
 class ClientSettings:
-    """Everything needed to talk to one Feishu tenant."""
+    """Everything needed to talk to one Feishu tenant, and the bounds on how long that may take.
+
+    ``timeout_seconds`` is a whole-request deadline (connect, send, the complete answer), not
+    a per-read timeout. ``max_pages_per_task`` / ``max_seconds_per_task`` end a task whose
+    server never says "no more pages" (the task fails, the run goes on); the listing of
+    ``discover`` has its own, larger, bounds.
+    """
 
     base_url: str
     app_id: str | None = None
@@ -151,11 +194,29 @@ class ClientSettings:
     concurrency: int = 32
     max_rps: float | None = 50.0
     max_rpm: float | None = 1000.0
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_pages_per_task: int = DEFAULT_MAX_PAGES_PER_TASK
+    max_seconds_per_task: float = DEFAULT_MAX_SECONDS_PER_TASK
+    max_listing_pages: int = DEFAULT_MAX_LISTING_PAGES
+    max_listing_seconds: float = DEFAULT_MAX_LISTING_SECONDS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __repr__(self) -> str:  # never show credentials, even in a debugger or traceback
         return f"ClientSettings(base_url={self.base_url!r}, app_id={self.app_id!r}, ...)"
+
+    def task_bounds(self) -> PagingBounds:
+        return PagingBounds(
+            max(1, int(self.max_pages_per_task)),
+            float(self.max_seconds_per_task),
+            "max_pages_per_task / max_seconds_per_task",
+        )
+
+    def listing_bounds(self) -> PagingBounds:
+        return PagingBounds(
+            max(1, int(self.max_listing_pages)),
+            float(self.max_listing_seconds),
+            "max_listing_pages / max_listing_seconds",
+        )
 
 
 @asynccontextmanager
@@ -163,12 +224,14 @@ async def open_client(
     settings: ClientSettings, stats: FetchStats, max_requests: int | None = None
 ) -> AsyncIterator[FeishuClient]:
     """Sharded pools for the business GETs, one plain client for the (rare) token requests."""
-    sharded = ShardedHttp(settings.base_url, settings.concurrency, settings.timeout_seconds)
+    deadline = settings.timeout_seconds
+    sharded = ShardedHttp(settings.base_url, settings.concurrency, deadline)
     try:
-        async with httpx.AsyncClient(base_url=settings.base_url, timeout=settings.timeout_seconds) as http:
+        async with httpx.AsyncClient(base_url=settings.base_url, timeout=deadline) as http:
             tokens: TokenSource
             if settings.app_id and settings.app_secret:
-                tokens = TenantToken(http, settings.app_id, settings.app_secret, settings.retry)
+                token_http = PlainHttp(http, deadline)
+                tokens = TenantToken(token_http, settings.app_id, settings.app_secret, settings.retry)
             elif settings.user_access_token:
                 tokens = UserToken(settings.user_access_token)
             else:
@@ -177,6 +240,16 @@ async def open_client(
                     "(or SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN), or put them in .dlt/secrets.toml"
                 )
             limiter = PacingLimiter(settings.max_rps, settings.max_rpm)
-            yield FeishuClient(sharded, tokens, limiter, settings.retry, stats, max_requests)
+            yield FeishuClient(
+                sharded,
+                tokens,
+                limiter,
+                settings.retry,
+                stats,
+                max_requests,
+                settings.task_bounds(),
+                settings.listing_bounds(),
+                settings.base_url,
+            )
     finally:
         await sharded.aclose()

@@ -7,6 +7,7 @@ from typing import Any
 
 from .client import FeishuClient
 from .errors import FatalError, TaskError
+from .pages import parse_tasks_page
 from .pagination import iter_pages
 from .settings import TASKS_PAGE_SIZE, TASKS_PATH
 
@@ -14,13 +15,15 @@ from .settings import TASKS_PAGE_SIZE, TASKS_PATH
 async def iter_task_pages(
     client: FeishuClient, user_id_type: str, start_create_time: int | None = None
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Task objects, a page at a time; a failure here leaves nothing to fetch, so it is fatal."""
+    """Task objects (each with a string ``id``), a page at a time, within ``client.listing_bounds``.
+
+    A failure here leaves nothing to fetch, so it is fatal.
+    """
     params: dict[str, Any] = {"page_size": TASKS_PAGE_SIZE, "user_id_type": user_id_type}
     if start_create_time is not None:
         params["start_create_time"] = str(int(start_create_time))
     try:
-        async for page in iter_pages(client, TASKS_PATH, params):
-            items = page.data.get("items")
-            yield [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+        async for page in iter_pages(client, TASKS_PATH, params, parse_tasks_page, client.listing_bounds):
+            yield page.items
     except TaskError as exc:
         raise FatalError(f"listing tasks (--discover) failed: {exc}") from None

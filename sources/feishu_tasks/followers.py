@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from .client import FeishuClient
-from .errors import ApiError, TaskError
+from .errors import ApiError, ProtocolError, TaskError
+from .pages import Follower, parse_followers_page
 from .pagination import iter_pages
 from .settings import (
     CODE_INVALID_TASK,
@@ -19,14 +20,6 @@ from .settings import (
     STATUS_INVALID,
     STATUS_OK,
 )
-
-
-@dataclass
-class Follower:
-    """One item of the follower list: ``id`` and, rarely, an ``id_list``."""
-
-    id: str
-    id_list: list[str] | None = None
 
 
 @dataclass
@@ -53,33 +46,32 @@ def invalid_outcome(task_id: str, reason: str) -> TaskOutcome:
     return TaskOutcome(task_id, STATUS_INVALID, datetime.now(UTC), error_msg=reason)
 
 
-def _followers_of_page(items: object) -> list[Follower]:
-    followers = []
-    for item in items if isinstance(items, list) else []:
-        follower_id = item.get("id") if isinstance(item, dict) else None
-        if not follower_id:
-            continue
-        id_list = item.get("id_list")
-        followers.append(
-            Follower(str(follower_id), [str(x) for x in id_list] if isinstance(id_list, list) else None)
-        )
-    return followers
-
-
 async def fetch_task_followers(client: FeishuClient, task_id: str, user_id_type: str) -> TaskOutcome:
-    """Page through the task's followers; per-task errors become the outcome, fatal ones raise."""
+    """Page through the task's followers; per-task errors become the outcome, fatal ones raise.
+
+    Pages are checked before use (pages.py): a task is ``ok`` only when every page was
+    well-formed and the last one said there is no more; anything else keeps its earlier rows.
+    """
     started = datetime.now(UTC)
     params = {"page_size": FOLLOWERS_PAGE_SIZE, "user_id_type": user_id_type}
     outcome = TaskOutcome(task_id, STATUS_OK, started)
     seen: set[str] = set()
+    bounds = client.task_bounds
+    ceiling = bounds.max_pages * FOLLOWERS_PAGE_SIZE  # a server may put more on a page than asked
     try:
-        async for page in iter_pages(client, followers_path(task_id), params):
+        async for page in iter_pages(client, followers_path(task_id), params, parse_followers_page, bounds):
             outcome.pages += 1
             outcome.log_id = page.log_id
-            for follower in _followers_of_page(page.data.get("items")):
+            for follower in page.items:
                 if follower.id not in seen:  # a follower listed twice is one follow
                     seen.add(follower.id)
                     outcome.followers.append(follower)
+            if len(outcome.followers) > ceiling:
+                raise ProtocolError(
+                    f"more than {ceiling} followers ({bounds.max_pages} pages of {FOLLOWERS_PAGE_SIZE}; "
+                    f"see {bounds.setting})",
+                    page.log_id,
+                )
     except TaskError as exc:
         return _failed(outcome, _status_of(exc), exc.code, str(exc), exc.log_id)
     return outcome

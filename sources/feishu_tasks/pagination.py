@@ -1,32 +1,72 @@
-"""Feishu's page-token pagination, shared by the follower and task list endpoints."""
+"""Feishu's page-token pagination, shared by the follower and task list endpoints, always bounded."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .client import FeishuClient, Page
 from .errors import ProtocolError
+from .pages import ListPage, PageParser
+
+if TYPE_CHECKING:
+    from .client import FeishuClient
+
+T = TypeVar("T")
 
 
-async def iter_pages(client: FeishuClient, path: str, params: dict[str, Any]) -> AsyncIterator[Page]:
-    """Every page, stopping on ``has_more`` false OR a missing/empty page token.
+@dataclass(frozen=True)
+class PagingBounds:
+    """How far one listing may go before the server is taken to be paging forever.
 
-    A token the server already handed out would make us loop forever: that is a server
-    fault, raised as ProtocolError.
+    ``setting`` names the option that raises the bound, for the message.
     """
+
+    max_pages: int
+    max_seconds: float
+    setting: str = "max_pages_per_task / max_seconds_per_task"
+
+
+async def iter_pages(
+    client: FeishuClient,
+    path: str,
+    params: dict[str, Any],
+    parse: PageParser[T],
+    bounds: PagingBounds,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[ListPage[T]]:
+    """Every page until ``has_more`` is false; raises ProtocolError past the bounds.
+
+    Each page is checked by ``parse`` before it is yielded (``has_more`` true always comes
+    with a non-empty page token). A token the server already handed out would loop forever.
+    """
+    started = clock()
     seen_tokens: set[str] = set()
     page_token = ""
+    pages = 0
     while True:
         query = dict(params, page_token=page_token) if page_token else params
-        page = await client.get(path, query)
+        page = await client.get(path, query, parse)
+        pages += 1
         yield page
-        next_token = page.data.get("page_token") or ""
-        if not page.data.get("has_more") or not next_token:
+        if not page.has_more:
             return
+        next_token = page.page_token
         if next_token in seen_tokens or next_token == page_token:
             raise ProtocolError(
-                f"the server repeated page token {next_token[:16]!r} after {len(seen_tokens) + 1} pages",
+                f"repeated page token: page {pages} hands out a token the server gave before", page.log_id
+            )
+        if pages >= bounds.max_pages:
+            raise ProtocolError(
+                f"stopped after {pages} pages: the server still says has_more (the bound is "
+                f"{bounds.max_pages} pages; see {bounds.setting})",
+                page.log_id,
+            )
+        if clock() - started > bounds.max_seconds:
+            raise ProtocolError(
+                f"stopped after {pages} pages and {clock() - started:.0f} s: the server still says has_more "
+                f"(the bound is {bounds.max_seconds:g} s; see {bounds.setting})",
                 page.log_id,
             )
         seen_tokens.add(next_token)

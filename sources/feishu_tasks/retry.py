@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass
@@ -31,3 +32,45 @@ class RetryPolicy:
         base = 1.0 if reset_seconds is None else max(0.0, reset_seconds)
         base = min(base, self.max_rate_limit_wait_seconds)
         return base + self.rng.uniform(0, min(1.0, 0.1 + base * 0.1))
+
+
+class GivesUp(Protocol):
+    """A verdict that knows the error to raise once its tries are spent (see responses.py)."""
+
+    def give_up(self, attempts: int) -> Exception: ...
+
+
+class WaitsOut(GivesUp, Protocol):
+    """A rate-limit verdict: the server says how long to wait."""
+
+    @property
+    def reset_seconds(self) -> float | None: ...
+
+
+class Attempts:
+    """The tries of one request: transient failures and rate-limit waits, each bounded by the policy.
+
+    ``after_failure`` / ``after_rate_limit`` return how long to wait before the next try, or
+    raise the verdict's own error (``give_up``) once that kind of tries is spent.
+    """
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.failures = 0
+        self.rate_limit_waits = 0
+
+    @property
+    def total(self) -> int:
+        return self.failures + self.rate_limit_waits
+
+    def after_failure(self, verdict: GivesUp) -> float:
+        self.failures += 1
+        if self.failures >= self.policy.max_attempts:
+            raise verdict.give_up(self.total)
+        return self.policy.backoff(self.failures)
+
+    def after_rate_limit(self, verdict: WaitsOut) -> float:
+        self.rate_limit_waits += 1
+        if self.rate_limit_waits > self.policy.max_rate_limit_waits:
+            raise verdict.give_up(self.total)
+        return self.policy.rate_limit_wait(verdict.reset_seconds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -147,17 +148,17 @@ _SECONDS_FIELDS = ("create_time", "update_time", "complete_time")
 
 
 def unix_seconds_to_timestamp(value: Any) -> datetime | None:
-    """Feishu's ``"1690000000"`` strings → aware datetimes; ``"0"``/empty → None."""
+    """Feishu's ``"1690000000"`` strings → aware datetimes; ``"0"``, empty or absurd → None."""
     try:
         seconds = int(str(value))
-    except (TypeError, ValueError):
+        return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
+    except (TypeError, ValueError, OverflowError, OSError):  # not a number, or past year 9999
         return None
-    return datetime.fromtimestamp(seconds, UTC) if seconds > 0 else None
 
 
 def task_row(task: Mapping[str, Any]) -> dict[str, Any]:
     """A task object of the list endpoint, with Unix-second strings as timestamps."""
-    row = dict(task)
+    row = _storable(dict(task))
     for name in _SECONDS_FIELDS:
         if name in row:
             row[name] = unix_seconds_to_timestamp(row[name])
@@ -165,3 +166,13 @@ def task_row(task: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(due, dict) and "time" in due:
         row["due"] = dict(due, time=unix_seconds_to_timestamp(due["time"]))
     return row
+
+
+def _storable(task: dict[str, Any]) -> dict[str, Any]:
+    """The task, with any lone surrogate (valid JSON, not valid UTF-8: unstorable) replaced by "?"."""
+    try:
+        json.dumps(task, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(task, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+        return dict(json.loads(text))
+    return task

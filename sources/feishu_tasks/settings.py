@@ -55,3 +55,14 @@ STATUS_INVALID = "invalid_task"
 STATUS_FORBIDDEN = "no_permission"
 STATUS_FAILED = "failed"
 STATUSES = (STATUS_OK, STATUS_INVALID, STATUS_FORBIDDEN, STATUS_FAILED)
+
+# Bounds that end a server's endless answers. Far above any real task or tenant: a task
+# with more than 50,000 followers (1,000 pages of 50) or a tenant listing more than a million
+# tasks (10,000 pages of 100) is taken to be a server that never says "no more".
+MAX_FOLLOWERS_PER_TASK = 50_000
+DEFAULT_MAX_PAGES_PER_TASK = MAX_FOLLOWERS_PER_TASK // FOLLOWERS_PAGE_SIZE
+DEFAULT_MAX_SECONDS_PER_TASK = 3600.0  # a 1,000-page task shares the quota with 31 others: ~30 min
+MAX_LISTED_TASKS = 1_000_000
+DEFAULT_MAX_LISTING_PAGES = MAX_LISTED_TASKS // TASKS_PAGE_SIZE
+DEFAULT_MAX_LISTING_SECONDS = 86_400.0  # the listing waits for the fetch: a million tasks take ~17 h
+DEFAULT_TIMEOUT_SECONDS = 30.0  # whole-request deadline: connect, send, and the complete answer

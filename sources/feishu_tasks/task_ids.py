@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from .errors import ConfigError
 
 # A malformed id is recorded as given, up to this many characters (it is a key, not a document).
 MAX_INVALID_ID_CHARS = 200
@@ -38,10 +41,43 @@ def unique_in_order(raw_ids: Iterable[str]) -> Iterator[str]:
 
 
 def read_task_ids_file(path: str | Path) -> list[str]:
-    """One id per line; blank lines and ``#`` comments (whole-line or trailing) are ignored."""
+    """One id per line; blank lines and ``#`` comments (whole-line or trailing) are ignored.
+
+    UTF-8 (with or without a BOM) and UTF-16 / UTF-32 with a BOM, as editors on Windows
+    save them; any other file raises ConfigError naming the file and the first bad line.
+    """
     ids = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in decode_text_file(Path(path).read_bytes(), path).splitlines():
         value = line.split("#", 1)[0].strip()
         if value:
             ids.append(value)
     return ids
+
+
+# Longest first: the UTF-32-LE BOM starts with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text_file(raw: bytes, path: str | Path) -> str:
+    """The text of a file's bytes: the encoding its BOM names, else UTF-8."""
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "utf-8")
+    name = encoding.removesuffix("-sig").upper()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].decode(encoding, errors="replace").count("\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} is not valid {name} ({exc.reason}); save the file as UTF-8"
+        ) from None
+    if "\x00" in text:  # UTF-16 without a BOM decodes as UTF-8 with a NUL after every character
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} has NUL characters (UTF-16 without a BOM?); save the file as UTF-8"
+        )
+    return text

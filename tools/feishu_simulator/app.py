@@ -21,7 +21,8 @@ from aiohttp import web
 
 from . import paging, v2
 from .auth import WRONG_TOKEN_TYPE, TokenStore
-from .faults import Faults
+from .bad_answers import bad_body_response, is_body_kind, spoil_page
+from .faults import ENDLESS_KINDS, Faults
 from .quota import EndpointQuotas
 from .stats import Stats
 from .world import ID_TYPES, TaskForbidden, TaskNotFound, World
@@ -49,6 +50,10 @@ HTML_502 = (
     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 JSON_TYPE = "application/json; charset=utf-8"
+# request[FAULT_KEY]: the bad-answer kind a handler chose for its answer (aiohttp >= 3.13 wants a typed key)
+FAULT_KEY: Any = web.RequestKey("feishu_simulator_fault", str) if hasattr(web, "RequestKey") else "fault"
+FAR_CREATE_TIME = 10**12  # listing cursors past every task, for endless listings
+TOKEN_INTERNAL_ERROR = (-1, "internal error")
 
 Answer = tuple[int, dict[str, Any]]
 Handler = Callable[[web.Request, Faults], Answer]
@@ -197,7 +202,7 @@ class SimulatorApp:
             faults = self.faults
             if faults.latency_ms > 0:
                 await asyncio.sleep(faults.latency_ms / 1000)
-            response = self.gate(request, faults, endpoint)
+            response: web.StreamResponse | None = self.gate(request, faults, endpoint)
             if response is None:
                 try:
                     answer = handler(request, faults)
@@ -206,12 +211,31 @@ class SimulatorApp:
                 except Exception:  # a simulator bug must still answer like a server
                     log.exception("simulator handler failed")
                     answer = _fail(INTERNAL_ERROR, 500)
-                response = self.json_response(answer)
+                response = await self.respond(request, answer, faults)
             limited = "x-ogw-ratelimit-limit" in response.headers
             self.stats.record(endpoint, response.status, arrived, rate_limited=limited)
             return response
 
         return run
+
+    async def respond(self, request: web.Request, answer: Answer, faults: Faults) -> web.StreamResponse:
+        """The answer as JSON, or spoiled as the handler's targeted fault or a random one says."""
+        kind = request.get(FAULT_KEY) or self.random_bad_kind(faults)
+        if kind is None:
+            return self.json_response(answer)
+        if is_body_kind(kind):
+            interval = faults.trickle_interval_seconds
+            return await bad_body_response(request, kind, answer, self.log_id(), interval)
+        return self.json_response(spoil_page(answer, kind))
+
+    def random_bad_kind(self, faults: Faults) -> str | None:
+        """A kind from ``random_bad_kinds`` for ``bad_answer_fraction`` of the answers, else None."""
+        if faults.bad_answer_fraction <= 0 or not faults.random_bad_kinds:
+            return None
+        dice = self.dice(faults)
+        if dice.random() >= faults.bad_answer_fraction:
+            return None
+        return dice.choice(faults.random_bad_kinds)
 
     def gate(self, request: web.Request, faults: Faults, endpoint: str = "") -> web.Response | None:
         """Auth, random rate-limit storm, quota, random 502/500 -- in that order.
@@ -274,9 +298,21 @@ class SimulatorApp:
             return _fail(TASK_NOT_FOUND)
         except TaskForbidden:
             return _fail(NO_PERMISSION)
+        endless = None
+        fault = faults.page_faults.get(task_id)
+        if fault is not None and fault.applies(offset // size + 1):
+            if fault.kind in ENDLESS_KINDS:
+                endless = fault.kind
+            else:
+                request[FAULT_KEY] = fault.kind
         end = offset + len(items)
         data: dict[str, Any] = {"items": items, "has_more": end < total}
-        if task_id in faults.repeat_page_token_tasks:
+        if endless is not None:  # a fresh token every time, so only a bound ends the paging
+            if endless == "endless_items":
+                items.extend({"id": f"ou_endless_{offset + i:012d}"} for i in range(len(items), size))
+            data["has_more"] = True
+            data["page_token"] = paging.follower_token(task_id, offset + size)
+        elif task_id in faults.repeat_page_token_tasks:
             data["has_more"] = True
             data["page_token"] = paging.follower_token(task_id, size)
         elif end < total:
@@ -310,6 +346,12 @@ class SimulatorApp:
             end=end,
             completed=completed,
         )
+        fault = faults.list_tasks_fault
+        if fault is not None and fault.applies(fault.page):
+            if fault.kind in ENDLESS_KINDS and cursor is None:  # past the end: a fresh cursor each time
+                cursor = (max(FAR_CREATE_TIME, after[0] + 1 if after else 0), "")
+            elif fault.kind not in ENDLESS_KINDS:
+                request[FAULT_KEY] = fault.kind
         data: dict[str, Any] = {"items": items, "has_more": cursor is not None}
         if cursor is not None:
             data["page_token"] = paging.list_token(cursor)
@@ -345,18 +387,29 @@ class SimulatorApp:
             answer = _fail(BAD_CREDENTIALS, 200)
         else:
             token, expire = self.tokens.issue(faults.token_ttl_seconds, faults.tenant_token_prefix)
-            answer = (
-                200,
-                {
-                    "code": 0,
-                    "msg": "ok",
-                    "tenant_access_token": token,
-                    "expire": expire,
-                },
-            )
-        response = self.json_response(answer)
+            answer = (200, {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": expire})
+            _spoil_expire(answer[1], faults.token_expire)
+        response = await self.token_response(request, answer, faults)
         self.stats.record("token", response.status, arrived)
         return response
+
+    async def token_response(
+        self, request: web.Request, answer: Answer, faults: Faults
+    ) -> web.StreamResponse:
+        """The token answer, unless a token fault (429, 500, bad body; each counts down) replaces it."""
+        if faults.token_rate_limit_times > 0:
+            faults.token_rate_limit_times -= 1
+            reset = str(faults.token_rate_limit_reset_seconds)
+            headers = {"x-ogw-ratelimit-limit": "5", "x-ogw-ratelimit-reset": reset}
+            return self.json_response(_fail(RATE_LIMITED, 429), headers)
+        if faults.token_error_500_times > 0:
+            faults.token_error_500_times -= 1
+            return self.json_response(_fail(TOKEN_INTERNAL_ERROR, 500))
+        if faults.token_bad_body_times > 0:
+            faults.token_bad_body_times -= 1
+            kind, interval = faults.token_bad_body_kind, faults.trickle_interval_seconds
+            return await bad_body_response(request, kind, answer, self.log_id(), interval)
+        return self.json_response(answer)
 
     async def not_found(self, request: web.Request) -> web.StreamResponse:
         """Unknown path or method: a gateway-style plain-text 404 (not JSON)."""
@@ -395,3 +448,11 @@ class SimulatorApp:
             except (ValueError, TypeError) as exc:
                 return self.json_response((400, {"ok": False, "error": str(exc)}))
         return self.json_response((200, self.faults.to_dict()))
+
+
+def _spoil_expire(answer: dict[str, Any], mode: str) -> None:
+    """Replace a token answer's ``expire`` as ``Faults.token_expire`` says ("real" keeps it)."""
+    if mode == "missing":
+        del answer["expire"]
+    elif mode != "real":
+        answer["expire"] = {"zero": 0, "negative": -60, "null": None, "string": "soon", "tiny": 0.001}[mode]

@@ -10,6 +10,73 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Kinds of bad answer that replace the whole HTTP answer (status 200), as a proxy, a gateway
+#: or a cut connection produce them. ``trickle`` sends the real answer one byte at a time.
+BODY_KINDS = (
+    "html",  # a proxy's HTML page
+    "truncated_json",  # the real JSON cut in half
+    "json_array",  # the real JSON inside [ ]
+    "bad_gzip",  # Content-Encoding: gzip on bytes that do not decompress
+    "empty",  # no body at all
+    "binary",  # bytes that are not text
+    "no_code",  # a JSON object without the envelope's integer code
+    "trickle",  # the real answer, one byte every trickle_interval_seconds
+)
+#: Kinds that keep Feishu's envelope (code 0) but break the page inside it.
+PAGE_KINDS = (
+    "more_without_token",  # has_more true, page_token absent
+    "more_empty_token",  # has_more true, page_token ""
+    "data_null",
+    "data_missing",
+    "data_not_object",  # data is a list
+    "items_not_list",  # items is a string
+    "items_null",
+    "has_more_not_bool",  # has_more is the string "false"
+    "page_token_list",  # has_more true, page_token a list
+    "item_not_object",  # the first item is a bare string
+    "id_null",  # the first item's id is null
+    "id_number",
+    "id_bool",
+    "id_list",  # the first item's id is a list of two ids
+    "id_object",
+    "id_empty",
+    "id_list_not_list",  # the first item's id_list is a string
+    "id_list_bad_value",  # the first item's id_list holds a number and a null
+)
+#: Kinds that make a task's pages (or the listing) never end, with a fresh page_token each time.
+ENDLESS_KINDS = (
+    "endless",  # after the real pages, empty pages with has_more true
+    "endless_items",  # pages always full: made-up followers after the real ones
+)
+#: What ``bad_answer_fraction`` draws from unless ``random_bad_kinds`` says otherwise:
+#: every kind that spoils one answer, but not the slow trickle.
+RANDOM_KINDS = tuple(kind for kind in BODY_KINDS + PAGE_KINDS if kind != "trickle")
+
+
+@dataclass
+class PageFault:
+    """How the pages of one task (or of the task listing) misbehave; JSON: the same fields."""
+
+    #: One of BODY_KINDS, PAGE_KINDS or ENDLESS_KINDS.
+    kind: str
+    #: First follower page (1-based) it applies to; earlier pages are answered normally.
+    #: The listing ignores it (every listing page qualifies).
+    page: int = 1
+    #: Answers to spoil before answering normally again (None: every one from ``page`` on).
+    times: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in BODY_KINDS + PAGE_KINDS + ENDLESS_KINDS:
+            raise ValueError(f"unknown page fault kind {self.kind!r}")
+
+    def applies(self, page: int) -> bool:
+        """Whether this answer is spoiled; counts ``times`` down when it is."""
+        if page < self.page or self.times == 0:
+            return False
+        if self.times is not None:
+            self.times -= 1
+        return True
+
 
 @dataclass
 class Faults:
@@ -67,6 +134,31 @@ class Faults:
     #: (each endpoint page's rule).
     v2_empty_page_token_on_last_page: bool = False
 
+    #: Task id -> PageFault: targeted misbehaviour of that task's follower pages.
+    page_faults: dict[str, PageFault] = field(default_factory=dict)
+    #: PageFault of the task listing (GET /open-apis/task/v1/tasks), or None.
+    list_tasks_fault: PageFault | None = None
+    #: Share of business answers (after the gate) replaced by a bad answer of a random kind.
+    bad_answer_fraction: float = 0.0
+    #: The kinds ``bad_answer_fraction`` draws from (BODY_KINDS and PAGE_KINDS; default RANDOM_KINDS).
+    random_bad_kinds: list[str] = field(default_factory=lambda: list(RANDOM_KINDS))
+    #: Seconds between two bytes of a ``trickle`` answer.
+    trickle_interval_seconds: float = 2.0
+
+    #: The next N token requests answer HTTP 429 / code 99991400; counts down.
+    token_rate_limit_times: int = 0
+    #: ``x-ogw-ratelimit-reset`` sent with those token 429s.
+    token_rate_limit_reset_seconds: int = 1
+    #: The next N token requests answer HTTP 500 (a JSON error body); counts down.
+    token_error_500_times: int = 0
+    #: The next N token requests answer a bad body of ``token_bad_body_kind``; counts down.
+    token_bad_body_times: int = 0
+    #: One of BODY_KINDS, for ``token_bad_body_times``.
+    token_bad_body_kind: str = "html"
+    #: ``expire`` of token answers: "real" (seconds left), or "zero", "negative", "missing",
+    #: "null", "string" (a word), "tiny" (0.001 s).
+    token_expire: str = "real"
+
     #: Seed of the generator behind every random fault (deterministic per request order).
     seed: int = 0
 
@@ -95,4 +187,17 @@ class Faults:
         for key, value in changes.items():
             if isinstance(getattr(self, key), set) and value is not None:
                 value = set(value)
+            elif key == "page_faults":
+                value = {task: _page_fault(spec) for task, spec in (value or {}).items()}
+            elif key == "list_tasks_fault" and value is not None:
+                value = _page_fault(value)
             setattr(self, key, value)
+
+
+def _page_fault(spec: PageFault | dict[str, Any] | str) -> PageFault:
+    """A PageFault from its JSON form (an object, or just the kind)."""
+    if isinstance(spec, PageFault):
+        return spec
+    if isinstance(spec, str):
+        return PageFault(spec)
+    return PageFault(**spec)
