@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader
+from .conftest import DATASET, Loader, on_every_destination
 
 
 def history(loader: Loader) -> list[tuple]:
@@ -31,6 +31,7 @@ def assert_open_intervals_match_current(loader: Loader) -> None:
     assert set(open_rows) == current
 
 
+@on_every_destination
 def test_follow_unfollow_refollow_all_removed_new_and_forbidden(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     grow, shrink, empty, forbidden = [t for t in ids if len(world.followers(t)) >= 2][:4]
@@ -70,6 +71,7 @@ def test_follow_unfollow_refollow_all_removed_new_and_forbidden(loader: Loader, 
     assert_open_intervals_match_current(loader)
 
 
+@on_every_destination
 def test_same_input_twice_changes_no_history(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     loader.run(ids)

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 import duckdb
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.destinations.exceptions import DatabaseException
+from dlt.destinations.sql_client import SqlClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 from feishu_tasks.errors import FatalError
 
@@ -37,6 +39,10 @@ def explain_failure(exc: BaseException) -> str | None:
             return f"missing configuration: {', '.join(cause.fields)} (see .dlt/secrets.toml.example)"
         if isinstance(cause, duckdb.Error):
             return f"DuckDB failed: {str(cause).splitlines()[0]}"
+    for cause in causes:  # any other SQL destination, through dlt or its driver
+        if isinstance(cause, DatabaseException) or SqlClientBase.is_dbapi_exception(cause):
+            text = str(getattr(cause, "dbapi_exception", cause)).strip()
+            return f"the destination failed: {text.splitlines()[0] if text else type(cause).__name__}"
     if isinstance(exc, PipelineStepFailed):
         return f"pipeline step {exc.step} failed: {str(exc.exception).splitlines()[0]}"
     return None

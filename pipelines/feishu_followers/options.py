@@ -1,8 +1,8 @@
 """Run-level options: a command-line flag wins, else dlt config, else the default.
 
 dlt's providers (``.dlt/config.toml``, ``.dlt/secrets.toml``, env vars) are the one place
-configuration comes from; ``[feishu_tasks]`` holds both source and run options so a
-scheduled job can be configured without flags.
+configuration comes from; ``[sources.feishu_tasks]`` (or ``[feishu_tasks]``) holds both source
+and run options so a scheduled job can be configured without flags.
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ SOURCE_FLAGS = (
 
 
 def from_config(name: str, default: Any) -> Any:
-    """``feishu_tasks.<name>`` from dlt's providers, or ``default``."""
-    value = dlt.config.get(f"{SECTION}.{name}")
-    return default if value is None else value
+    """``sources.feishu_tasks.<name>`` (where the source's own settings live, so also
+    ``SOURCES__FEISHU_TASKS__<NAME>``), else ``feishu_tasks.<name>``, from dlt's providers, or ``default``."""
+    for key in (f"sources.{SECTION}.{name}", f"{SECTION}.{name}"):
+        value = dlt.config.get(key)
+        if value is not None:
+            return value
+    return default
 
 
 @dataclass
@@ -41,6 +45,7 @@ class RunOptions:
     task_ids_file: str | None = None
     task_ids_query: str | None = None
     discover: bool = False
+    destination: str = "duckdb"  # a dlt destination name; its credentials come from dlt config
     duckdb_path: str = "./feishu_tasks.duckdb"
     dataset: str = "feishu_tasks"
     pipeline_name: str = "feishu_tasks"
@@ -75,6 +80,7 @@ class RunOptions:
             task_ids_file=flags.get("task_ids_file"),
             task_ids_query=flags.get("task_ids_query"),
             discover=bool(flags.get("discover")) or bool(from_config("discover", False)),
+            destination=str(pick("destination", cls.destination)),
             duckdb_path=str(pick("duckdb", cls.duckdb_path)),
             dataset=str(pick("dataset", cls.dataset)),
             pipeline_name=str(pick("pipeline_name", cls.pipeline_name)),

@@ -1,4 +1,4 @@
-"""One load: task ids in, DuckDB tables out, with the guarantees a scheduler needs.
+"""One load: task ids in, destination tables out, with the guarantees a scheduler needs.
 
 Order of work: refuse a concurrent run (lock) → finish any load a killed run left pending →
 extract, normalize and load this run → post-load steps (history, views) → summary.
@@ -9,15 +9,19 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dlt
-import duckdb
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from feishu_tasks import FetchStats, feishu_tasks
 from feishu_tasks.errors import FatalError
 from feishu_tasks.task_ids import read_task_ids_file
 
+from .destination import (
+    builds_derived_relations,
+    check_writable,
+    make_destination,
+    query_task_ids,
+    skipped_steps_note,
+)
 from .errors import fatal_errors_as_one_line
 from .history import apply_history
 from .lock import pipeline_lock
@@ -40,7 +44,7 @@ class RunResult:
     step_seconds: dict[str, float] = field(default_factory=dict)  # dlt's steps, summed over loads
 
 
-def collect_task_ids(options: RunOptions) -> list[str]:
+def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
     """Ids from flags, the ids file and the query, in that order (deduplicated later)."""
     ids = list(options.task_ids)
     if options.task_ids_file:
@@ -49,7 +53,7 @@ def collect_task_ids(options: RunOptions) -> list[str]:
         except OSError as exc:
             raise FatalError(f"cannot read --task-ids-file {options.task_ids_file}: {exc.strerror}") from None
     if options.task_ids_query:
-        ids += query_task_ids(options.duckdb_path, options.task_ids_query)
+        ids += query_task_ids(pipeline, options)
     if not ids and not options.discover and options.stale_after is None:
         raise FatalError(
             "no task ids given: use --task-id, --task-ids-file, --task-ids-query, --discover or --stale-after"
@@ -57,40 +61,12 @@ def collect_task_ids(options: RunOptions) -> list[str]:
     return ids
 
 
-def query_task_ids(duckdb_path: str, sql: str) -> list[str]:
-    """First column of ``sql`` run on the destination file (e.g. a table another pipeline loaded)."""
-    if not Path(duckdb_path).exists():
-        raise FatalError(f"--task-ids-query runs on {duckdb_path}, which does not exist yet")
-    try:
-        with duckdb.connect(duckdb_path, read_only=True) as con:
-            rows = con.execute(sql).fetchall()
-    except duckdb.Error as exc:
-        raise FatalError(f"--task-ids-query failed: {str(exc).splitlines()[0]}") from None
-    return [str(row[0]) for row in rows if row and row[0] is not None]
-
-
-def check_destination(duckdb_path: str) -> None:
-    """Open the DuckDB file once, so an unwritable or busy destination stops us before any request."""
-    path = Path(duckdb_path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        duckdb.connect(str(path)).close()
-    except (OSError, duckdb.Error) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FatalError(f"cannot write the DuckDB file {duckdb_path}: {reason}") from None
-
-
 def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
     """The dlt pipeline; ``dlt pipeline <name> info`` reads the same working folder."""
     extra = {"progress": dlt.progress.log(10, sys.stderr)} if progress else {}
-    credentials = DuckDbCredentials(str(Path(options.duckdb_path).resolve()))
-    if options.duckdb_memory_limit:
-        # DuckDB's default is 80% of RAM, and a merge of a big load takes what it can get
-        # (bench case 4: peak RSS 574 MB unbounded, 532 MB at 256MB). Bounded, it spills to disk.
-        credentials.global_config = {"memory_limit": options.duckdb_memory_limit}
     return dlt.pipeline(
         pipeline_name=options.pipeline_name,
-        destination=dlt.destinations.duckdb(credentials),
+        destination=make_destination(options),
         dataset_name=options.dataset,
         pipelines_dir=options.pipelines_dir,
         **extra,
@@ -99,8 +75,9 @@ def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
 
 def after_load(pipeline: dlt.Pipeline) -> None:
     """Post-load steps that derive relations from the loaded tables; each one is idempotent."""
-    apply_history(pipeline)
-    create_views(pipeline)
+    if builds_derived_relations(pipeline):
+        apply_history(pipeline)
+        create_views(pipeline)
 
 
 def _add_step_times(totals: dict[str, float], pipeline: dlt.Pipeline) -> None:
@@ -122,17 +99,21 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
     if pending:
         pipeline.normalize()
         pipeline.load()
-    apply_history(pipeline)
+    if builds_derived_relations(pipeline):
+        apply_history(pipeline)
     return pending
 
 
 def run(options: RunOptions) -> RunResult:
     """Load followers per ``options``; raises FatalError (one line) when the run cannot go on."""
     started = time.monotonic()
-    task_ids = collect_task_ids(options)
-    check_destination(options.duckdb_path)
     progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
     pipeline = make_pipeline(options, progress)
+    task_ids = collect_task_ids(options, pipeline)
+    check_writable(pipeline, options)
+    note = skipped_steps_note(pipeline)
+    if note and not options.quiet:
+        print(note, file=sys.stderr)
     with pipeline_lock(pipeline), fatal_errors_as_one_line():
         completed_pending = finish_pending(pipeline)
         sweep = stale_task_ids(pipeline, options.stale_after) if options.stale_after is not None else []
