@@ -118,7 +118,11 @@ def _recorded(client: SqlClientBase[Any], relations: dict[str, str]) -> dict[str
 
 
 def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set[str]) -> dict[str, str]:
-    """Name → SQL of each view, in creation order (later views read earlier ones)."""
+    """Name → SQL of each view, in creation order (later views read earlier ones).
+
+    Every source in a FROM has an alias: it may be a subquery (a table not loaded yet), and
+    Postgres before 16 requires one there.
+    """
 
     def view(name: str) -> str:
         return client.make_qualified_table_name(name)
@@ -143,7 +147,7 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
         from {src["task_follower_history"]} h join {src["task_first_seen"]} s on s.task_id = h.task_id
         where h.valid_from > s.first_ok_at
         union all
-        select valid_to, 0, 1 from {src["task_follower_history"]} where valid_to is not null"""
+        select valid_to, 0, 1 from {src["task_follower_history"]} h where valid_to is not null"""
 
     def utc_day(column: str) -> str:
         return f"cast(({column} at time zone 'UTC') as date)"
@@ -153,9 +157,9 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
         # rows of an earlier successful fetch after a failed one (see the status column).
         "followers_per_task": f"""
             with counts as (
-                select task_id, count(*) as followers from {src["task_followers"]} group by task_id),
+                select task_id, count(*) as followers from {src["task_followers"]} f group by task_id),
             known as (
-                select task_id from {src["task_fetch_status"]} where status = 'ok'
+                select task_id from {src["task_fetch_status"]} s where status = 'ok'
                 union select task_id from counts)
             select k.task_id, coalesce(c.followers, 0) as followers, s.status, s.last_ok_at, {fields}
             from known k
@@ -173,10 +177,10 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
         "tasks_per_follower": f"""
             with now_ as (
                 select follower_id, user_id_type, count(*) as tasks_now
-                from {src["task_followers"]} group by follower_id, user_id_type),
+                from {src["task_followers"]} f group by follower_id, user_id_type),
             ever as (  -- the history's open intervals are exactly the current follows
                 select follower_id, user_id_type, count(distinct task_id) as tasks_ever
-                from {src["task_follower_history"]} group by follower_id, user_id_type)
+                from {src["task_follower_history"]} h group by follower_id, user_id_type)
             select e.follower_id, e.user_id_type, coalesce(n.tasks_now, 0) as tasks_now, e.tasks_ever
             from ever e left join now_ n
               on n.follower_id = e.follower_id and n.user_id_type = e.user_id_type""",
@@ -197,8 +201,8 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
             bounds as (
                 select min(day) as lo, max(day) as hi from (
                     select {utc_day("observed_at")} as day from events
-                    union all select {utc_day("first_ok_at")} from {src["task_first_seen"]}
-                    union all select {utc_day("last_ok_at")} from {src["task_fetch_status"]}) d),
+                    union all select {utc_day("first_ok_at")} from {src["task_first_seen"]} s
+                    union all select {utc_day("last_ok_at")} from {src["task_fetch_status"]} f) d),
             days(day) as (
                 select lo from bounds where lo is not null
                 union all
@@ -217,7 +221,7 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
             loads as (
                 select load_id, inserted_at as loaded_at,
                        lag(inserted_at) over (order by inserted_at, load_id) as previous_at
-                from {src["_dlt_loads"]} where status = 0),
+                from {src["_dlt_loads"]} l where status = 0),
             per_load as (
                 select l.load_id, sum(e.added) as added, sum(e.removed) as removed
                 from events e join loads l
@@ -232,7 +236,7 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
         "task_last_fetch": f"""
             select task_id, status, error_code, error_msg, follower_count, user_id_type, fetched_at,
                    last_ok_at, now() - coalesce(last_ok_at, fetched_at) as age
-            from {src["task_fetch_status"]}""",
+            from {src["task_fetch_status"]} s""",
         # Same rule as ``--stale-after``: invalid ids are never due again.
         "stale_tasks": f"""
             select * from {view("task_last_fetch")}
