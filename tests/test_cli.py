@@ -13,7 +13,7 @@ from feishu_followers.run import run
 from feishu_simulator import Simulator, World
 from feishu_tasks.errors import FatalError
 
-from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, truth
+from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, on_every_destination, truth
 
 
 def creds(sim: Simulator, secret: str = APP_SECRET) -> dict[str, str]:
@@ -61,6 +61,23 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
     )
     assert shown.returncode == 0, shown.stderr
     assert "feishu_tasks" in shown.stdout and "followers" in shown.stdout, shown.stdout
+
+
+@on_every_destination
+def test_task_ids_query_reads_the_destination_and_changes_nothing(loader: Loader, world: World) -> None:
+    ids = world.task_ids()
+    loader.execute("create schema crm")  # another pipeline's table, beside our dataset
+    loader.execute("create table crm.wanted (id varchar)")
+    for task_id in ids[:6]:
+        loader.execute("insert into crm.wanted values (%s)", task_id)
+    options = loader.options()
+    options.task_ids_query = f"delete from crm.wanted where id <> '{ids[0]}' returning id"
+    run(options)
+    assert set(loader.statuses()) == set(ids[1:6])
+    assert loader.query("select count(*) from crm.wanted") == [(6,)]  # the query ran, rolled back
+    options.task_ids_query = "select id from crm.no_such_table"
+    with pytest.raises(FatalError, match="--task-ids-query failed: .*no_such_table"):
+        run(options)
 
 
 def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Path) -> None:
