@@ -152,7 +152,8 @@ def cli(
     args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
     """Run ``feishu-followers`` as a user would, in a fresh process."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    # a developer's own dlt config (credentials, destinations) stays out of the tests
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     full_env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     full_env.update(env or {})
     return subprocess.run(

@@ -48,6 +48,17 @@ def arm(point: str) -> None:
             kill_on_call(
                 client, "execute_sql", when=lambda self, sql, *a, **k: "delete from" in str(sql).lower()
             )
+    elif point == "staged":  # a table's rows are in the staging dataset, dlt has not yet recorded it
+        from dlt.common.destination.client import RunnableLoadJob
+
+        original = RunnableLoadJob.run_managed
+
+        def run_then_die(self: Any, *args: Any) -> None:
+            original(self, *args)
+            if self._file_path and "task_followers." in str(self._file_path):
+                die()
+
+        RunnableLoadJob.run_managed = run_then_die  # type: ignore[method-assign]
     elif point == "history":  # the load is complete, its history not yet applied
         import feishu_followers.history as history
 

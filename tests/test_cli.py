@@ -97,6 +97,52 @@ def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Pa
     assert got == set(world.followers(task, "union_id"))
 
 
+@pytest.mark.postgres
+def test_destination_and_its_credentials_from_dlt_config_files(
+    sim: Simulator, world: World, tmp_path: Path, postgres_url: str
+) -> None:
+    """As every dlt user configures it: the run option in [sources.feishu_tasks], the credentials
+    in [destination.postgres] of secrets.toml; nothing on the command line but the task."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        f'[sources.feishu_tasks]\nbase_url = "{sim.base_url}"\ndestination = "postgres"\n'
+        f'pipelines_dir = "{tmp_path / "p"}"\n'
+    )
+    (tmp_path / ".dlt" / "secrets.toml").write_text(
+        f'[sources.feishu_tasks]\napp_id = "{APP_ID}"\napp_secret = "{APP_SECRET}"\n\n'
+        f'[destination.postgres]\ncredentials = "{postgres_url}"\n'
+    )
+    tasks = world.task_ids()[:3]
+    done = cli(["run", *sum((["--task-id", t] for t in tasks), [])], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "loaded into the postgres destination" in done.stdout
+    assert not list(tmp_path.glob("*.duckdb"))
+    loaded = Loader(sim, tmp_path, "postgres", postgres_url)
+    assert loaded.followers() == truth(world, tasks)
+    assert loaded.query(f"select count(*) from {DATASET}.task_follower_history") == [
+        (sum(len(world.followers(t)) for t in tasks),)
+    ]
+
+
+def test_a_destination_without_sql_gets_the_tables_and_one_note(
+    sim: Simulator, world: World, tmp_path: Path
+) -> None:
+    """filesystem: dlt loads the files; history and views need SQL, so they are skipped, said once."""
+    env = {**creds(sim), "DESTINATION__FILESYSTEM__BUCKET_URL": str(tmp_path / "lake")}
+    tasks = world.task_ids()[:4]
+    args = ["run", "--destination", "filesystem", "--pipelines-dir", str(tmp_path / "p")]
+    done = cli([*args, *sum((["--task-id", t] for t in tasks), [])], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "note:" in line]
+    assert notes == [
+        "feishu-followers: note: the filesystem destination gets the loaded tables only; "
+        "follow history and views are built on duckdb, motherduck, postgres"
+    ]
+    assert "tasks: 4 (ok 4" in done.stdout
+    assert list((tmp_path / "lake" / DATASET / "task_fetch_status").glob("*.parquet"))
+    assert not (tmp_path / "lake" / DATASET / "task_follower_history").exists()
+
+
 @pytest.mark.parametrize(
     "case",
     [
@@ -107,6 +153,9 @@ def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Pa
         "unwritable",
         "not_json",
         "no_credentials",
+        "unknown_destination",
+        "no_destination_credentials",
+        "unreachable_destination",
     ],
 )
 def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_path: Path, case: str) -> None:
@@ -128,6 +177,11 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
         args = ["run", "--duckdb", str(tmp_path / "a_file" / "out.duckdb"), "--task-id", world.task_ids()[0]]
     elif case == "not_json":
         env["SOURCES__FEISHU_TASKS__BASE_URL"] = sim.base_url + "/wrong-prefix"
+    elif case.endswith("destination") or case == "no_destination_credentials":
+        name = "nope" if case == "unknown_destination" else "postgres"
+        args = ["run", "--destination", name, "--pipelines-dir", str(tmp_path / "p"), "--task-id", "x"]
+        if case == "unreachable_destination":  # nothing listens on port 1 of loopback
+            env["DESTINATION__POSTGRES__CREDENTIALS"] = "postgresql://u:secret-pw-77@127.0.0.1:1/db"
     done = cli(args, tmp_path, env)
     assert done.returncode == 1, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
@@ -141,10 +195,16 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
         "unwritable": "cannot write the DuckDB file",
         "not_json": "without a JSON body",
         "no_credentials": "no credentials",
+        "unknown_destination": "unknown destination 'nope'",
+        "no_destination_credentials": "missing configuration of the postgres destination: credentials",
+        "unreachable_destination": "cannot write to the postgres destination: connection to server",
     }[case]
     assert expected in lines[0]
     assert "wrong-secret-3141" not in done.stderr + done.stdout
     assert APP_SECRET not in done.stderr + done.stdout
+    assert "secret-pw-77" not in done.stderr + done.stdout
+    if "destination" in case:  # stopped before creating anything
+        assert not list(tmp_path.glob("*.duckdb"))
 
 
 def test_fatal_error_keeps_previously_loaded_data(loader: Loader, world: World) -> None:

@@ -15,7 +15,7 @@ from .test_history import assert_open_intervals_match_current
 
 
 @on_every_destination
-@pytest.mark.parametrize("point", ["extract", "normalize", "load", "history"])
+@pytest.mark.parametrize("point", ["extract", "normalize", "staged", "load", "history"])
 def test_killed_run_then_plain_rerun_is_exact(
     loader: Loader, world: World, tmp_path: Path, point: str
 ) -> None:
@@ -48,7 +48,7 @@ def test_killed_run_then_plain_rerun_is_exact(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
     result = loader.run(ids)  # a plain re-run
-    assert result.completed_pending == (point in ("normalize", "load"))
+    assert result.completed_pending == (point in ("normalize", "staged", "load"))
     assert loader.followers() == truth(world, ids)
     assert loader.query(
         f"select count(*) from (select distinct task_id, follower_id from {DATASET}.task_followers) d"
