@@ -39,12 +39,15 @@ def make_destination(options: RunOptions) -> Destination[Any, Any]:
             credentials.global_config = {"memory_limit": options.duckdb_memory_limit}
         return dlt.destinations.duckdb(credentials)
     try:
-        return Destination.from_reference(options.destination)
+        destination = Destination.from_reference(options.destination)
     except DestinationException:
+        destination = None
+    if destination is None:
         raise FatalError(
             f"unknown destination {options.destination!r}: use a dlt destination name such as "
             "duckdb, postgres, motherduck or filesystem"
-        ) from None
+        )
+    return destination
 
 
 def destination_kind(pipeline: dlt.Pipeline) -> str:

@@ -40,7 +40,9 @@ def explain_failure(exc: BaseException) -> str | None:
         if isinstance(cause, duckdb.Error):
             return f"DuckDB failed: {str(cause).splitlines()[0]}"
     for cause in causes:  # any other SQL destination, through dlt or its driver
-        if isinstance(cause, DatabaseException) or SqlClientBase.is_dbapi_exception(cause):
+        if isinstance(cause, DatabaseException) or (
+            isinstance(cause, Exception) and SqlClientBase.is_dbapi_exception(cause)
+        ):
             text = str(getattr(cause, "dbapi_exception", cause)).strip()
             return f"the destination failed: {text.splitlines()[0] if text else type(cause).__name__}"
     if isinstance(exc, PipelineStepFailed):

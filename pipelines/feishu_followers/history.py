@@ -21,17 +21,18 @@ APPLIED_TABLE = "_feishu_history_loads"
 FIRST_SEEN_TABLE = "task_first_seen"
 
 # Portable SQL (DuckDB, MotherDuck, Postgres): standard types, no temp tables, %s parameters.
+# {names} are qualified table names, filled in by ``_qualified_names``.
 _CREATE_TABLES = (
-    f"""create table if not exists {{{HISTORY_TABLE}}} (
+    """create table if not exists {task_follower_history} (
             task_id varchar not null,
             follower_id varchar not null,
             user_id_type varchar not null,
             valid_from timestamptz not null,
             valid_to timestamptz,
             primary key (task_id, follower_id, user_id_type, valid_from))""",
-    f"""create table if not exists {{{FIRST_SEEN_TABLE}}} (
+    """create table if not exists {task_first_seen} (
             task_id varchar primary key, first_ok_at timestamptz not null)""",
-    f"""create table if not exists {{{APPLIED_TABLE}}} (
+    """create table if not exists {_feishu_history_loads} (
             load_id varchar primary key, applied_at timestamptz not null)""",
 )
 
@@ -41,28 +42,32 @@ _FOLLOWER_COLUMNS = (("task_id", "varchar"), ("follower_id", "varchar"), ("user_
 _FETCHED_OK = """(select task_id, fetched_at from {task_fetch_status}
                   where _dlt_load_id = %s and status = 'ok')"""
 
+# Completed loads of the schema whose history is not applied yet, oldest first.
+_PENDING_LOADS = """select load_id from {_dlt_loads} where status = 0 and schema_name = %s
+                    and load_id not in (select load_id from {_feishu_history_loads}) order by load_id"""
+
 # One load's changes, in order; each statement takes the load id once per %s.
 _APPLY_LOAD = (
     # close the open intervals of fetched tasks whose follow is gone
-    f"""update {{{HISTORY_TABLE}}} as h set valid_to = ok.fetched_at
-        from {_FETCHED_OK} ok
+    """update {task_follower_history} as h set valid_to = ok.fetched_at
+        from {fetched_ok} ok
         where h.task_id = ok.task_id and h.valid_to is null
           and not exists (
-              select 1 from {{task_followers}} f
+              select 1 from {task_followers} f
               where f.task_id = h.task_id and f.follower_id = h.follower_id
                 and f.user_id_type = h.user_id_type)""",
     # open an interval for each follow of a fetched task that has none open
-    f"""insert into {{{HISTORY_TABLE}}} (task_id, follower_id, user_id_type, valid_from)
+    """insert into {task_follower_history} (task_id, follower_id, user_id_type, valid_from)
         select f.task_id, f.follower_id, f.user_id_type, ok.fetched_at
-        from {{task_followers}} f join {_FETCHED_OK} ok on ok.task_id = f.task_id
+        from {task_followers} f join {fetched_ok} ok on ok.task_id = f.task_id
         where not exists (
-            select 1 from {{{HISTORY_TABLE}}} h
+            select 1 from {task_follower_history} h
             where h.task_id = f.task_id and h.follower_id = f.follower_id
               and h.user_id_type = f.user_id_type and h.valid_to is null)""",
-    f"""insert into {{{FIRST_SEEN_TABLE}}} (task_id, first_ok_at)
-        select ok.task_id, ok.fetched_at from {_FETCHED_OK} ok
-        where ok.task_id not in (select task_id from {{{FIRST_SEEN_TABLE}}})""",
-    f"insert into {{{APPLIED_TABLE}}} (load_id, applied_at) values (%s, now())",
+    """insert into {task_first_seen} (task_id, first_ok_at)
+        select ok.task_id, ok.fetched_at from {fetched_ok} ok
+        where ok.task_id not in (select task_id from {task_first_seen})""",
+    "insert into {_feishu_history_loads} (load_id, applied_at) values (%s, now())",
 )
 
 
@@ -84,15 +89,10 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
         names = _qualified_names(client)
         if relations.get("task_followers") != BASE_TABLE:  # no task had followers yet
             names["task_followers"] = empty_relation(_FOLLOWER_COLUMNS)
+        names["fetched_ok"] = _FETCHED_OK.format(**names)
         for statement in _CREATE_TABLES:
             client.execute_sql(statement.format(**names))
-        rows = client.execute_sql(
-            """select load_id from {loads} where status = 0 and schema_name = %s
-               and load_id not in (select load_id from {applied}) order by load_id""".format(
-                loads=names["_dlt_loads"], applied=names[APPLIED_TABLE]
-            ),
-            pipeline.default_schema_name,
-        )
+        rows = client.execute_sql(_PENDING_LOADS.format(**names), pipeline.default_schema_name)
         pending = [str(row[0]) for row in rows or ()]
         for load_id in pending:
             _apply_load(client, names, load_id)
@@ -119,4 +119,5 @@ def _apply_load(client: SqlClientBase[Any], names: dict[str, str], load_id: str)
     """
     with client.begin_transaction():
         for statement in _APPLY_LOAD:
-            client.execute_sql(statement.format(**names), *[load_id] * statement.count("%s"))
+            sql = statement.format(**names)
+            client.execute_sql(sql, *[load_id] * sql.count("%s"))

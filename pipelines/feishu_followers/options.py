@@ -31,7 +31,7 @@ def from_config(name: str, default: Any) -> Any:
     """``sources.feishu_tasks.<name>`` (where the source's own settings live, so also
     ``SOURCES__FEISHU_TASKS__<NAME>``), else ``feishu_tasks.<name>``, from dlt's providers, or ``default``."""
     for key in (f"sources.{SECTION}.{name}", f"{SECTION}.{name}"):
-        value = dlt.config.get(key)
+        value: Any = dlt.config.get(key)
         if value is not None:
             return value
     return default
