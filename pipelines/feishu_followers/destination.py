@@ -101,14 +101,14 @@ def check_writable(pipeline: dlt.Pipeline, options: RunOptions) -> None:
             f"(set DESTINATION__{kind.upper()}__CREDENTIALS or [destination.{kind}.credentials] "
             "in .dlt/secrets.toml)"
         ) from None
-    except Exception as exc:
+    except Exception as exc:  # chained: a caller can still tell a busy DuckDB file from the cause
         if not is_destination_error(exc):
             raise
         if options.destination == DEFAULT_DESTINATION:
             raise FatalError(
                 f"cannot write the DuckDB file {options.duckdb_path}: {first_line(exc)}"
-            ) from None
-        raise FatalError(f"cannot write to the {kind} destination: {first_line(exc)}") from None
+            ) from exc
+        raise FatalError(f"cannot write to the {kind} destination: {first_line(exc)}") from exc
 
 
 def query_task_ids(pipeline: dlt.Pipeline, options: RunOptions) -> list[str]:
@@ -123,7 +123,7 @@ def query_task_ids(pipeline: dlt.Pipeline, options: RunOptions) -> list[str]:
     except Exception as exc:
         if not is_destination_error(exc):
             raise
-        raise FatalError(f"--task-ids-query failed: {first_line(exc)}") from None
+        raise FatalError(f"--task-ids-query failed: {first_line(exc)}") from exc
     return [str(row[0]) for row in rows or () if row and row[0] is not None]
 
 
