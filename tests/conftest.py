@@ -1,4 +1,5 @@
-"""Shared fixtures: a simulated tenant on loopback and a loader that runs the real pipeline."""
+"""Shared fixtures: a simulated tenant on loopback and a loader that runs the real pipeline
+into DuckDB or, for the tests marked ``on_every_destination``, also into a real Postgres server."""
 
 from __future__ import annotations
 
@@ -6,21 +7,31 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import dlt
 import pytest
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.sql_client import SqlClientBase
 
 from feishu_followers.options import RunOptions
 from feishu_followers.run import RunResult, run
 from feishu_simulator import Faults, Simulator, World
+
+from .pg_server import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 APP_ID = "cli_test_app"
 APP_SECRET = "test-secret-9f2c41d7e0"
 USER_TOKEN = "u-test-user-token-5be1"
 DATASET = "feishu_tasks"
+PG_CREDENTIALS_ENV = "DESTINATION__POSTGRES__CREDENTIALS"
+
+# The same test on DuckDB and on the session's Postgres server (skipped without its binaries).
+DESTINATIONS = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+on_every_destination = pytest.mark.parametrize("destination", DESTINATIONS, indirect=True)
 
 
 @pytest.fixture
@@ -36,11 +47,20 @@ def sim(world: World):
         yield s
 
 
-class Loader:
-    """Runs the pipeline in-process against the simulator and reads back the DuckDB tables."""
+@pytest.fixture
+def destination(request: pytest.FixtureRequest) -> str:
+    """``duckdb`` unless a test asks for more with ``on_every_destination``."""
+    return str(getattr(request, "param", "duckdb"))
 
-    def __init__(self, sim: Simulator, tmp_path: Path) -> None:
+
+class Loader:
+    """Runs the pipeline in-process against the simulator and reads back the loaded tables,
+    from DuckDB or Postgres, through dlt's SQL client."""
+
+    def __init__(self, sim: Simulator, tmp_path: Path, destination: str = "duckdb", pg_url: str = "") -> None:
         self.sim = sim
+        self.destination = destination
+        self.pg_url = pg_url  # credentials of this test's own Postgres database
         self.duckdb = tmp_path / "followers.duckdb"
         self.pipelines_dir = tmp_path / "pipelines"
 
@@ -63,6 +83,7 @@ class Loader:
         return RunOptions(
             task_ids=list(task_ids),
             discover=discover,
+            destination=self.destination,
             duckdb_path=str(self.duckdb),
             pipelines_dir=str(self.pipelines_dir),
             quiet=True,
@@ -74,9 +95,30 @@ class Loader:
     ) -> RunResult:
         return run(self.options(task_ids, discover, **source_args))
 
-    def query(self, sql: str) -> list[tuple]:
-        with duckdb.connect(str(self.duckdb), read_only=True) as con:
-            return con.execute(sql).fetchall()
+    def sql_client(self) -> SqlClientBase[Any]:
+        """A client of the destination's dataset (one connection per ``with``)."""
+        if self.destination == "duckdb":
+            target: Any = dlt.destinations.duckdb(DuckDbCredentials(str(self.duckdb)))
+        else:
+            target = dlt.destinations.postgres(self.pg_url)
+        return dlt.dataset(target, DATASET, schema=dlt.Schema(DATASET)).sql_client
+
+    def query(self, sql: str, *args: Any) -> list[tuple]:
+        with self.sql_client() as client:
+            return [tuple(row) for row in client.execute_sql(sql, *args) or ()]
+
+    def execute(self, sql: str, *args: Any) -> None:
+        with self.sql_client() as client:
+            client.execute_sql(sql, *args)
+
+    def cli_args(self) -> list[str]:
+        """The ``run`` flags that select this destination (its credentials: ``cli_env``)."""
+        if self.destination == "duckdb":
+            return ["--duckdb", str(self.duckdb), "--pipelines-dir", str(self.pipelines_dir)]
+        return ["--destination", self.destination, "--pipelines-dir", str(self.pipelines_dir)]
+
+    def cli_env(self) -> dict[str, str]:
+        return {PG_CREDENTIALS_ENV: self.pg_url} if self.destination == "postgres" else {}
 
     def followers(self) -> dict[str, set[str]]:
         current: dict[str, set[str]] = defaultdict(set)
@@ -89,8 +131,20 @@ class Loader:
 
 
 @pytest.fixture
-def loader(sim: Simulator, tmp_path: Path) -> Loader:
-    return Loader(sim, tmp_path)
+def loader(
+    sim: Simulator,
+    tmp_path: Path,
+    destination: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Loader]:
+    if destination != "postgres":
+        yield Loader(sim, tmp_path)
+        return
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv(PG_CREDENTIALS_ENV, url)  # as a user configures dlt
+    yield Loader(sim, tmp_path, destination, url)
+    assert not (tmp_path / "followers.duckdb").exists(), "a Postgres test wrote a DuckDB file"
 
 
 def truth(world: World, task_ids: list[str], user_id_type: str = "open_id") -> dict[str, set[str]]:
@@ -107,6 +161,7 @@ def cli(
     command: list[str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``feishu-followers`` (or ``command``) as a user would, in a fresh process."""
+    # a developer's own dlt config (credentials, destinations) stays out of the tests
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     full_env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     full_env.update(env or {})

@@ -42,10 +42,23 @@ def arm(point: str) -> None:
         kill_on_call(ArrowItemsNormalizer, "__call__", nth=2)
     elif point == "load":  # staging tables loaded, merge into the final tables about to run
         from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+        from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
 
-        kill_on_call(
-            DuckDbSqlClient, "execute_sql", when=lambda self, sql, *a, **k: "delete from" in str(sql).lower()
-        )
+        for client in (DuckDbSqlClient, Psycopg2SqlClient):
+            kill_on_call(
+                client, "execute_sql", when=lambda self, sql, *a, **k: "delete from" in str(sql).lower()
+            )
+    elif point == "staged":  # a table's rows are in the staging dataset, dlt has not yet recorded it
+        from dlt.common.destination.client import RunnableLoadJob
+
+        original = RunnableLoadJob.run_managed
+
+        def run_then_die(self: Any, *args: Any) -> None:
+            original(self, *args)
+            if self._file_path and "task_followers." in str(self._file_path):
+                die()
+
+        RunnableLoadJob.run_managed = run_then_die  # type: ignore[method-assign]
     elif point == "history":  # the load is complete, its history not yet applied
         import feishu_followers.history as history
 

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from datetime import timedelta
 from itertools import combinations
 
 import duckdb
 import pytest
+from dlt.destinations.exceptions import DatabaseException
 
 from feishu_followers.analytics import FollowerAnalytics
 from feishu_followers.run import run
 from feishu_followers.views import BUCKETS
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader
+from .conftest import DATASET, Loader, on_every_destination
 
 
+def analytics(loader: Loader) -> FollowerAnalytics:
+    """From the pipeline on every destination (what a notebook does), or the DuckDB file itself."""
+    if loader.destination == "duckdb":
+        return FollowerAnalytics.open(loader.duckdb)
+    return FollowerAnalytics.from_pipeline("feishu_tasks", pipelines_dir=loader.pipelines_dir)
+
+
+@on_every_destination
 def test_dataframes_match_truth(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     small = [t for t in ids if len(world.followers(t)) <= 5]
@@ -26,7 +36,7 @@ def test_dataframes_match_truth(loader: Loader, world: World) -> None:
     loader.run([*small, big, forbidden])
     truth = {t: set(world.followers(t)) for t in [*small, big]}
 
-    with FollowerAnalytics.from_pipeline("feishu_tasks", pipelines_dir=loader.pipelines_dir) as fa:
+    with analytics(loader) as fa:
         distribution = fa.follower_count_distribution()
         top_tasks = fa.most_followed_tasks(3)
         active = fa.most_active_followers(5)
@@ -34,8 +44,28 @@ def test_dataframes_match_truth(loader: Loader, world: World) -> None:
         matrix = fa.co_following_matrix(top=6)
         without = fa.tasks_without_followers()
         health = fa.load_health()
-        with pytest.raises(duckdb.Error):  # read-only: analysis cannot change the data
-            fa.con.execute(f"create table {DATASET}.scratch (x int)")
+        last_fetch = fa.last_fetch_per_task()
+        churn = fa.churn_daily()
+        # the DuckDB file is opened read-only; every query runs in a transaction rolled back
+        with contextlib.suppress(DatabaseException):
+            fa.sql(f"create table {DATASET}.scratch (x int)")
+    assert ("scratch",) not in loader.query(
+        f"select table_name from information_schema.tables where table_schema = '{DATASET}'"
+    )
+    # the same dtypes from every driver
+    assert {c: str(t) for c, t in last_fetch.dtypes.items()} == {
+        "task_id": "str",
+        "status": "str",
+        "error_code": "Int64",
+        "error_msg": "str",
+        "follower_count": "Int64",
+        "user_id_type": "str",
+        "fetched_at": "datetime64[us, UTC]",
+        "last_ok_at": "datetime64[us, UTC]",
+        "age": "timedelta64[us]",
+    }
+    assert str(churn["day"].dtype) == "datetime64[us]" and str(churn["added"].dtype) == "int64"
+    assert str(distribution["max_followers"].dtype) == "Int64"
 
     sizes = Counter(
         next(label for _, label, lo, hi in BUCKETS if len(f) >= lo and (hi is None or len(f) <= hi))
@@ -76,6 +106,7 @@ def test_dataframes_match_truth(loader: Loader, world: World) -> None:
     }
 
 
+@on_every_destination
 def test_churn_per_load_and_daily(loader: Loader, world: World) -> None:
     ids = world.task_ids()[:10]
     target = next(t for t in ids if len(world.followers(t)) >= 2)
@@ -85,7 +116,7 @@ def test_churn_per_load_and_daily(loader: Loader, world: World) -> None:
     world.add_follower(target)
     loader.run(ids)
 
-    with FollowerAnalytics.open(loader.duckdb) as fa:
+    with analytics(loader) as fa:
         per_load = fa.churn_per_load()
         daily = fa.churn_daily()
         per_follower = fa.tasks_per_follower()
@@ -94,6 +125,7 @@ def test_churn_per_load_and_daily(loader: Loader, world: World) -> None:
     assert (per_follower["tasks_ever"] - per_follower["tasks_now"]).sum() == 1  # the one unfollow
 
 
+@on_every_destination
 def test_stale_tasks_follow_the_stale_after_rule(loader: Loader, world: World) -> None:
     """Ages are made by moving fetch times back (a run cannot wait a day): then the API,
     the 24 h ``stale_tasks`` view and ``--stale-after`` must pick the same tasks."""
@@ -101,15 +133,14 @@ def test_stale_tasks_follow_the_stale_after_rule(loader: Loader, world: World) -
     world.set_forbidden(ids[7])  # never fetched ok: its age counts from its last try
     loader.run([*ids, "not-a-task-id"])
     backdate = {ids[0]: "2 days", ids[1]: "2 hours", ids[7]: "3 hours", "not-a-task-id": "3 days"}
-    with duckdb.connect(str(loader.duckdb)) as con:
-        for task_id, age in backdate.items():
-            con.execute(
-                f"""update {DATASET}.task_fetch_status set fetched_at = fetched_at - interval '{age}',
-                    last_ok_at = last_ok_at - interval '{age}' where task_id = ?""",
-                [task_id],
-            )
+    for task_id, age in backdate.items():
+        loader.execute(
+            f"""update {DATASET}.task_fetch_status set fetched_at = fetched_at - interval '{age}',
+                last_ok_at = last_ok_at - interval '{age}' where task_id = %s""",
+            task_id,
+        )
 
-    with FollowerAnalytics.open(loader.duckdb) as fa:
+    with analytics(loader) as fa:
         within_hour = list(fa.stale_tasks("1h")["task_id"])
         within_day = list(fa.stale_tasks()["task_id"])
         as_timedelta = list(fa.stale_tasks(timedelta(hours=2, minutes=30))["task_id"])
@@ -134,3 +165,15 @@ def test_open_refuses_what_it_cannot_answer(tmp_path) -> None:
     duckdb.connect(str(tmp_path / "plain.duckdb")).close()
     with pytest.raises(LookupError, match="no analytics views"):
         FollowerAnalytics.open(tmp_path / "plain.duckdb")
+
+
+def test_an_open_reader_does_not_block_the_next_load(loader: Loader, world: World) -> None:
+    """DuckDB allows one writer process: the API holds the file only for the length of a query."""
+    ids = world.task_ids()
+    loader.run(ids[:5])
+    with FollowerAnalytics.open(loader.duckdb) as fa:
+        before = fa.followers_per_task()
+        loader.run(ids[5:10])  # the scheduled load, while a notebook keeps `fa`
+        after = fa.followers_per_task()
+    assert set(before["task_id"]) == set(ids[:5])
+    assert set(after["task_id"]) == set(ids[:10])

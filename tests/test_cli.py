@@ -15,7 +15,7 @@ from feishu_simulator import Simulator, World
 from feishu_simulator.faults import PageFault
 from feishu_tasks.errors import FatalError
 
-from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, truth
+from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, on_every_destination, truth
 
 
 def creds(sim: Simulator, secret: str = APP_SECRET) -> dict[str, str]:
@@ -66,6 +66,23 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
     assert "feishu_tasks" in shown.stdout and all(table in shown.stdout for table in tables), shown.stdout
 
 
+@on_every_destination
+def test_task_ids_query_reads_the_destination_and_changes_nothing(loader: Loader, world: World) -> None:
+    ids = world.task_ids()
+    loader.execute("create schema crm")  # another pipeline's table, beside our dataset
+    loader.execute("create table crm.wanted (id varchar)")
+    for task_id in ids[:6]:
+        loader.execute("insert into crm.wanted values (%s)", task_id)
+    options = loader.options()
+    options.task_ids_query = f"delete from crm.wanted where id <> '{ids[0]}' returning id"
+    run(options)
+    assert set(loader.statuses()) == set(ids[1:6])
+    assert loader.query("select count(*) from crm.wanted") == [(6,)]  # the query ran, rolled back
+    options.task_ids_query = "select id from crm.no_such_table"
+    with pytest.raises(FatalError, match="--task-ids-query failed: .*no_such_table"):
+        run(options)
+
+
 def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Path) -> None:
     (tmp_path / ".dlt").mkdir()
     (tmp_path / ".dlt" / "config.toml").write_text(
@@ -83,6 +100,52 @@ def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Pa
     assert got == set(world.followers(task, "union_id"))
 
 
+@pytest.mark.postgres
+def test_destination_and_its_credentials_from_dlt_config_files(
+    sim: Simulator, world: World, tmp_path: Path, postgres_url: str
+) -> None:
+    """As every dlt user configures it: the run option in [sources.feishu_tasks], the credentials
+    in [destination.postgres] of secrets.toml; nothing on the command line but the task."""
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        f'[sources.feishu_tasks]\nbase_url = "{sim.base_url}"\ndestination = "postgres"\n'
+        f'pipelines_dir = "{tmp_path / "p"}"\n'
+    )
+    (tmp_path / ".dlt" / "secrets.toml").write_text(
+        f'[sources.feishu_tasks]\napp_id = "{APP_ID}"\napp_secret = "{APP_SECRET}"\n\n'
+        f'[destination.postgres]\ncredentials = "{postgres_url}"\n'
+    )
+    tasks = world.task_ids()[:3]
+    done = cli(["run", *sum((["--task-id", t] for t in tasks), [])], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "loaded into the postgres destination" in done.stdout
+    assert not list(tmp_path.glob("*.duckdb"))
+    loaded = Loader(sim, tmp_path, "postgres", postgres_url)
+    assert loaded.followers() == truth(world, tasks)
+    assert loaded.query(f"select count(*) from {DATASET}.task_follower_history") == [
+        (sum(len(world.followers(t)) for t in tasks),)
+    ]
+
+
+def test_a_destination_without_sql_gets_the_tables_and_one_note(
+    sim: Simulator, world: World, tmp_path: Path
+) -> None:
+    """filesystem: dlt loads the files; history and views need SQL, so they are skipped, said once."""
+    env = {**creds(sim), "DESTINATION__FILESYSTEM__BUCKET_URL": str(tmp_path / "lake")}
+    tasks = world.task_ids()[:4]
+    args = ["run", "--destination", "filesystem", "--pipelines-dir", str(tmp_path / "p")]
+    done = cli([*args, *sum((["--task-id", t] for t in tasks), [])], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "note:" in line]
+    assert notes == [
+        "feishu-followers: note: the filesystem destination gets the loaded tables only; "
+        "follow history and views are built on duckdb, motherduck, postgres"
+    ]
+    assert "tasks: 4 (ok 4" in done.stdout
+    assert list((tmp_path / "lake" / DATASET / "task_fetch_status").glob("*.parquet"))
+    assert not (tmp_path / "lake" / DATASET / "task_follower_history").exists()
+
+
 @pytest.mark.parametrize(
     "case",
     [
@@ -94,6 +157,9 @@ def test_options_from_dlt_config_file(sim: Simulator, world: World, tmp_path: Pa
         "not_json",
         "no_credentials",
         "undecodable_ids_file",
+        "unknown_destination",
+        "no_destination_credentials",
+        "unreachable_destination",
     ],
 )
 def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_path: Path, case: str) -> None:
@@ -119,6 +185,11 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
     elif case == "undecodable_ids_file":
         (tmp_path / "ids.txt").write_bytes(f"# tâche\n{world.task_ids()[0]}\n".encode("latin-1"))
         args = [*run_args(tmp_path), "--task-ids-file", str(tmp_path / "ids.txt")]
+    elif case.endswith("destination") or case == "no_destination_credentials":
+        name = "nope" if case == "unknown_destination" else "postgres"
+        args = ["run", "--destination", name, "--pipelines-dir", str(tmp_path / "p"), "--task-id", "x"]
+        if case == "unreachable_destination":  # nothing listens on port 1 of loopback
+            env["DESTINATION__POSTGRES__CREDENTIALS"] = "postgresql://u:secret-pw-77@127.0.0.1:1/db"
     done = cli(args, tmp_path, env)
     assert done.returncode == 1, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
@@ -135,10 +206,16 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
         "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET or "
         "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN",
         "undecodable_ids_file": f"{tmp_path / 'ids.txt'}: line 1 is not valid UTF-8",
+        "unknown_destination": "unknown destination 'nope'",
+        "no_destination_credentials": "missing configuration of the postgres destination: credentials",
+        "unreachable_destination": "cannot write to the postgres destination: connection to server",
     }[case]
     assert expected in lines[0]
     assert "wrong-secret-3141" not in done.stderr + done.stdout
     assert APP_SECRET not in done.stderr + done.stdout
+    assert "secret-pw-77" not in done.stderr + done.stdout
+    if "destination" in case:  # stopped before creating anything
+        assert not list(tmp_path.glob("*.duckdb"))
 
 
 def test_hostile_answers_end_in_a_summary_not_a_traceback(

@@ -9,7 +9,7 @@ import pytest
 
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader, truth
+from .conftest import DATASET, Loader, on_every_destination, truth
 
 
 def test_error_codes_are_recorded_and_the_run_goes_on(loader: Loader, world: World) -> None:
@@ -41,6 +41,7 @@ def test_error_codes_are_recorded_and_the_run_goes_on(loader: Loader, world: Wor
     assert result.stats.tasks_by_status["ok"] == len(good)
 
 
+@on_every_destination
 def test_a_failing_task_keeps_its_rows_and_last_success(loader: Loader, world: World) -> None:
     ids = world.task_ids()[:10]
     task = next(t for t in ids if world.followers(t))

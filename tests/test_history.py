@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from feishu_simulator import World
+import pytest
 
-from .conftest import DATASET, Loader
+from feishu_followers.history import apply_history
+from feishu_followers.run import make_pipeline
+from feishu_simulator import World
+from feishu_tasks.errors import FatalError
+
+from .conftest import DATASET, Loader, on_every_destination
 
 
 def history(loader: Loader) -> list[tuple]:
@@ -31,6 +36,7 @@ def assert_open_intervals_match_current(loader: Loader) -> None:
     assert set(open_rows) == current
 
 
+@on_every_destination
 def test_follow_unfollow_refollow_all_removed_new_and_forbidden(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     grow, shrink, empty, forbidden = [t for t in ids if len(world.followers(t)) >= 2][:4]
@@ -70,6 +76,7 @@ def test_follow_unfollow_refollow_all_removed_new_and_forbidden(loader: Loader, 
     assert_open_intervals_match_current(loader)
 
 
+@on_every_destination
 def test_same_input_twice_changes_no_history(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     loader.run(ids)
@@ -79,3 +86,39 @@ def test_same_input_twice_changes_no_history(loader: Loader, world: World) -> No
     applied = loader.query(f"select count(*) from {DATASET}._feishu_history_loads")
     loads = loader.query(f"select count(*) from {DATASET}._dlt_loads where status = 0")
     assert applied == loads
+
+
+@on_every_destination
+def test_a_failing_history_statement_rolls_back_and_its_own_error_propagates(
+    loader: Loader, world: World
+) -> None:
+    """A statement that fails inside the history transaction (here a NOT NULL violation, as a
+    full disk would in its place) undoes the statements before it, and the error the user sees
+    is that one, never a failed rollback; once repaired, the load is applied exactly once."""
+    ids = world.task_ids()[:10]
+    loader.run(ids)
+    before = history(loader)
+    grown = next(t for t in ids if world.followers(t))
+    added = world.add_follower(grown)
+    new_task = world.add_task(followers=2)
+    first_seen = f"{DATASET}.task_first_seen"
+    loader.execute(f"alter table {first_seen} rename to task_first_seen_saved")
+    loader.execute(
+        f"create table {first_seen} (task_id varchar, first_ok_at timestamptz, note varchar not null)"
+    )
+
+    with pytest.raises(FatalError) as failure:
+        loader.run([*ids, new_task])
+    assert "note" in str(failure.value) and "transaction" not in str(failure.value), failure.value
+    assert history(loader) == before  # the interval opened before the failure was rolled back
+    applied = loader.query(f"select count(*) from {DATASET}._feishu_history_loads")
+    assert applied == [(1,)]
+
+    loader.execute(f"drop table {first_seen}")
+    loader.execute(f"alter table {first_seen}_saved rename to task_first_seen")
+    assert apply_history(make_pipeline(loader.options(), progress=False)) == 1
+    rows = history(loader)
+    assert (grown, added, fetched_at(loader, grown), None) in rows
+    assert {r[1] for r in rows if r[0] == new_task} == set(world.followers(new_task))
+    assert_open_intervals_match_current(loader)
+    assert apply_history(make_pipeline(loader.options(), progress=False)) == 0

@@ -7,13 +7,14 @@ import pytest
 from feishu_followers.run import run
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader, truth
+from .conftest import DATASET, Loader, on_every_destination, truth
 
 
 def many_follower_task(world: World, minimum: int = 51) -> str:
     return next(t for t in world.task_ids() if len(world.followers(t)) >= minimum)
 
 
+@on_every_destination
 def test_loads_every_follower_of_every_task(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     result = loader.run(ids)
@@ -33,6 +34,7 @@ def test_loads_every_follower_of_every_task(loader: Loader, world: World) -> Non
     ) == [(0,)]
 
 
+@on_every_destination
 def test_id_list_lands_in_child_table_linked_to_its_row(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     loader.run(ids)
@@ -100,6 +102,7 @@ def test_rerun_of_same_input_gives_same_tables(loader: Loader, world: World) -> 
     ]
 
 
+@on_every_destination
 def test_follow_unfollow_all_removed_new_task_between_runs(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     loader.run(ids)

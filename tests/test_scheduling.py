@@ -9,7 +9,7 @@ from feishu_followers.lock import run_lock
 from feishu_followers.run import make_pipeline
 from feishu_simulator import World
 
-from .conftest import APP_ID, APP_SECRET, DATASET, Loader, cli, truth
+from .conftest import APP_ID, APP_SECRET, DATASET, Loader, cli, on_every_destination, truth
 
 
 def list_requests(loader: Loader) -> int:
@@ -43,6 +43,7 @@ def test_incremental_discover_lists_only_new_tasks(loader: Loader, world: World)
     assert loader.followers() == truth(world, world.task_ids())
 
 
+@on_every_destination
 def test_stale_sweep_with_request_cap_reaches_full_coverage(loader: Loader, world: World) -> None:
     from feishu_followers.run import run
 

@@ -6,12 +6,11 @@ from collections import Counter
 from datetime import timedelta
 from itertools import combinations
 
-import duckdb
-
+from feishu_followers.run import make_pipeline
 from feishu_followers.views import BUCKETS, create_views
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader
+from .conftest import DATASET, Loader, on_every_destination
 
 BAD_ID = "not-a-task-id"
 
@@ -32,6 +31,7 @@ def expected_pairs(follows: dict[str, set[str]]) -> Counter:
     return pairs
 
 
+@on_every_destination
 def test_views_match_truth_and_follow_changes_between_runs(loader: Loader, world: World) -> None:
     ids = world.task_ids()
     grow, shrink, empty, forbidden = [t for t in ids[:-1] if 2 <= len(world.followers(t)) <= 20][:4]
@@ -98,20 +98,44 @@ def test_views_match_truth_and_follow_changes_between_runs(loader: Loader, world
     assert health == {"ok": len(ids) - 1, "invalid_task": 1, "no_permission": 1, "failed": 0}
 
 
-def test_views_answer_before_any_table_exists(tmp_path) -> None:
+@on_every_destination
+def test_views_answer_before_any_table_exists(loader: Loader) -> None:
     """A dataset with none of the loaded tables yet: every view is created and answers."""
-    with duckdb.connect(str(tmp_path / "empty.duckdb")) as con:
-        assert create_views(con, "nothing_here") == []  # no schema: nothing to do, nothing created
-        con.execute("create schema feishu_tasks")
-        con.execute("create table feishu_tasks.unrelated (x int)")
-        names = create_views(con)
-        counts = {
-            name: con.execute(f"select count(*) from feishu_tasks.{name}").fetchone()[0] for name in names
-        }
-        distribution = con.execute(
-            "select bucket, tasks from feishu_tasks.follower_count_distribution order by bucket_order"
-        ).fetchall()
-        health = con.execute("select status, tasks from feishu_tasks.load_health").fetchall()
+    pipeline = make_pipeline(loader.options(), progress=False)
+    assert create_views(pipeline) == []  # no dataset: nothing to do, nothing created
+    loader.execute(f"create schema {DATASET}")
+    loader.execute(f"create table {DATASET}.unrelated (x int)")
+    names = create_views(pipeline)
+    counts = {name: loader.query(f"select count(*) from {DATASET}.{name}")[0][0] for name in names}
+    distribution = loader.query(
+        f"select bucket, tasks from {DATASET}.follower_count_distribution order by bucket_order"
+    )
+    health = loader.query(f"select status, tasks from {DATASET}.load_health")
     assert counts == {name: 0 for name in names} | {"follower_count_distribution": 6, "load_health": 4}
     assert distribution == [(label, 0) for _, label, _, _ in BUCKETS]
     assert sorted(health) == sorted((s, 0) for s in ("ok", "invalid_task", "no_permission", "failed"))
+
+
+@on_every_destination
+def test_views_are_rebuilt_only_when_their_sql_changes(loader: Loader, world: World) -> None:
+    """Unchanged SQL: no DDL, so a user's view on ours survives (Postgres would refuse to drop
+    ours under it). Changed SQL, even with other columns (which Postgres cannot ``create or
+    replace``): the set is dropped and recreated."""
+    loader.run(world.task_ids()[:5])
+    pipeline = make_pipeline(loader.options(), progress=False)
+    loader.execute(f"create view {DATASET}.my_health as select status, tasks from {DATASET}.load_health")
+    create_views(pipeline)
+    assert len(loader.query(f"select * from {DATASET}.my_health")) == 4
+
+    loader.execute(f"drop view {DATASET}.my_health")
+    loader.execute(f"drop view {DATASET}.tasks_without_followers")
+    loader.execute(f"create view {DATASET}.tasks_without_followers as select 1 as old_column")
+    loader.execute(f"update {DATASET}._feishu_views set sql_sha256 = 'from an older release'")
+    create_views(pipeline)
+    columns = loader.query(
+        "select column_name from information_schema.columns "
+        f"where table_schema = '{DATASET}' and table_name = 'tasks_without_followers'"
+    )
+    assert "old_column" not in {c for (c,) in columns} and ("task_id",) in columns
+    without = {t for (t,) in loader.query(f"select task_id from {DATASET}.tasks_without_followers")}
+    assert without == {t for t in world.task_ids()[:5] if not world.followers(t)}

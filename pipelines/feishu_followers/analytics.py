@@ -1,79 +1,94 @@
-"""Task participation analytics as pandas DataFrames, read from the views (pipelines/views.py).
+"""Task participation analytics as pandas DataFrames, read from the views (views.py).
 
-For notebook users: no SQL for the common questions, and the same answers as the views.
+For notebook users: no SQL for the common questions, and the same answers as the views, from
+a DuckDB file or from the destination of any pipeline that loaded them (Postgres, MotherDuck).
 
-    with FollowerAnalytics.open("feishu_followers.duckdb") as fa:
+    with FollowerAnalytics.open("feishu_tasks.duckdb") as fa:
         fa.follower_count_distribution()
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import dlt
-import duckdb
 import pandas as pd
+from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.sql_client import SqlClientBase
 
 from feishu_tasks.settings import STATUSES
 
+from .destination import destination_kind
+from .frames import to_frame
+from .relations import VIEW, dataset_relations, rolled_back
 from .selection import parse_duration
 from .views import STALE_AFTER
 
 
 class FollowerAnalytics:
-    """Read-only answers from one dataset of a DuckDB file; use as a context manager."""
+    """Read-only answers from one dataset, through dlt's SQL client; use as a context manager.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, dataset: str = "feishu_tasks") -> None:
-        self.con = con
-        self.dataset = dataset
-        self._ds = '"' + dataset.replace('"', '""') + '"'
-        found = con.execute(
-            "select 1 from information_schema.tables where table_schema = ? and table_name = 'load_health'",
-            [dataset],
-        ).fetchall()
-        if not found:
+    Each query connects, runs in a transaction that is rolled back, and disconnects: DuckDB
+    allows one writer process, and a reader that held the file open would block the scheduled
+    load. ``open`` also opens a DuckDB file read-only.
+    """
+
+    def __init__(self, sql_client: Callable[[], SqlClientBase[Any]]) -> None:
+        self._sql_client = sql_client
+        found = self._run(lambda client: dataset_relations(client).get("load_health"))
+        if found != VIEW:
             raise LookupError(
-                f"no analytics views in dataset {dataset!r}: load data first (feishu-followers run), "
+                f"no analytics views in dataset {self.dataset!r}: load data first (feishu-followers run), "
                 "every run creates them"
             )
 
     @classmethod
     def open(cls, duckdb_path: str | Path, dataset: str = "feishu_tasks") -> FollowerAnalytics:
-        """Open a DuckDB file read-only (a running load keeps its file locked until it ends)."""
+        """A DuckDB file, read-only (a running load keeps its file locked until it ends)."""
         if not Path(duckdb_path).exists():
             raise FileNotFoundError(f"no DuckDB file at {duckdb_path}")
-        con = duckdb.connect(str(duckdb_path), read_only=True)
-        try:
-            return cls(con, dataset)
-        except BaseException:
-            con.close()
-            raise
+        credentials = DuckDbCredentials(str(Path(duckdb_path).resolve()), read_only=True)
+        return cls.from_destination(dlt.destinations.duckdb(credentials), dataset)
+
+    @classmethod
+    def from_destination(cls, destination: Destination[Any, Any] | str, dataset: str) -> FollowerAnalytics:
+        """Any dlt destination (a factory, or a name whose credentials dlt reads from its config)."""
+        data = dlt.dataset(destination, dataset, schema=dlt.Schema(dataset))  # no schema lookup
+        return cls(lambda: data.sql_client)
 
     @classmethod
     def from_pipeline(
         cls, pipeline_name: str = "feishu_tasks", pipelines_dir: str | Path | None = None
     ) -> FollowerAnalytics:
-        """Open the DuckDB file and dataset that a dlt pipeline last loaded into.
+        """The destination and dataset that a dlt pipeline loaded into.
 
-        The file comes from the pipeline's last trace: ``dlt.attach`` alone does not restore
-        an explicit destination path, and dlt's ``pipeline.dataset()`` is not used on purpose
-        (it needs a sqlglot that the installed dlt does not work with).
+        dlt's ``pipeline.dataset()`` is not used on purpose: its queries need a sqlglot that the
+        installed dlt does not work with. A DuckDB file comes from the pipeline's last trace
+        (``dlt.attach`` does not restore an explicit file path) and is opened read-only; any
+        other destination is the pipeline's own, with credentials from dlt config.
         """
         pipeline = dlt.attach(pipeline_name, pipelines_dir=str(pipelines_dir) if pipelines_dir else None)
         trace = pipeline.last_trace
         load_info = trace.last_load_info if trace else None
         if load_info is None:
             raise LookupError(f"pipeline {pipeline_name!r} has not loaded anything yet")
-        credentials = DuckDbCredentials()
-        credentials.parse_native_representation(load_info.destination_displayable_credentials)
-        return cls.open(credentials.database, load_info.dataset_name or pipeline.dataset_name)
+        if destination_kind(pipeline) == "duckdb":
+            credentials = DuckDbCredentials()
+            credentials.parse_native_representation(load_info.destination_displayable_credentials)
+            return cls.open(credentials.database, load_info.dataset_name or pipeline.dataset_name)
+        return cls(pipeline.sql_client)
+
+    @property
+    def dataset(self) -> str:
+        return str(self._sql_client().dataset_name)
 
     def close(self) -> None:
-        self.con.close()
+        """Nothing is held between queries; kept so that ``with`` and old callers work."""
 
     def __enter__(self) -> FollowerAnalytics:
         return self
@@ -83,12 +98,26 @@ class FollowerAnalytics:
     ) -> None:
         self.close()
 
-    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
-        """Any query as a DataFrame; ``{ds}`` in it stands for the quoted dataset name."""
-        return self.con.execute(query.replace("{ds}", self._ds), params or []).df()
+    def _run(self, work: Callable[[SqlClientBase[Any]], Any]) -> Any:
+        with self._sql_client() as client, rolled_back(client):
+            return work(client)
+
+    def sql(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Any query as a DataFrame; ``{ds}`` stands for the quoted dataset, ``%s`` for a parameter.
+
+        It runs in a transaction that is rolled back: analysis cannot change the data.
+        """
+
+        def fetch(client: SqlClientBase[Any]) -> pd.DataFrame:
+            sql = query.replace("{ds}", client.fully_qualified_dataset_name())
+            with client.execute_query(sql, *params) as cursor:
+                columns = [column[0] for column in cursor.description or ()]
+                return to_frame(columns, cursor.fetchall() if columns else [])
+
+        return self._run(fetch)
 
     def _view(
-        self, view: str, order_by: str, where: str = "true", params: list[Any] | None = None
+        self, view: str, order_by: str, where: str = "1 = 1", params: Sequence[Any] = ()
     ) -> pd.DataFrame:
         return self.sql(f"select * from {{ds}}.{view} where {where} order by {order_by}", params)
 
@@ -123,7 +152,7 @@ class FollowerAnalytics:
         return self._view(
             "co_following_pairs",
             "shared_tasks desc, follower_a, follower_b",
-            "shared_tasks >= ?",
+            "shared_tasks >= %s",
             [min_shared],
         )
 
@@ -134,10 +163,11 @@ class FollowerAnalytics:
         """
         people = self.most_active_followers(top)
         ids = list(people["follower_id"])
+        listed = ", ".join(["%s"] * len(ids)) or "null"
         pairs = self.sql(  # only these people's pairs: the whole network can be large
-            "select * from {ds}.co_following_pairs where list_contains($ids, follower_a)"
-            " and list_contains($ids, follower_b)",
-            {"ids": ids},
+            f"select * from {{ds}}.co_following_pairs"
+            f" where follower_a in ({listed}) and follower_b in ({listed})",
+            [*ids, *ids],
         )
         matrix = pd.DataFrame(0, index=pd.Index(ids, name="follower"), columns=pd.Index(ids), dtype="int64")
         for a, b, shared in pairs[["follower_a", "follower_b", "shared_tasks"]].itertuples(index=False):
@@ -158,9 +188,10 @@ class FollowerAnalytics:
     # ---------------------------------------------------------------- load health
     def load_health(self) -> pd.DataFrame:
         """Tasks per fetch status (all four always listed), with the stale ones (24 h) among them."""
+        order = " ".join(f"when %s then {position}" for position, _ in enumerate(STATUSES, 1))
         return self.sql(
-            "select * from {ds}.load_health order by coalesce(list_position(?, status), 99), status",
-            [list(STATUSES)],
+            f"select * from {{ds}}.load_health order by case status {order} else 99 end, status",
+            list(STATUSES),
         )
 
     def last_fetch_per_task(self) -> pd.DataFrame:
@@ -173,6 +204,6 @@ class FollowerAnalytics:
         return self._view(
             "task_last_fetch",
             "age desc, task_id",
-            "status <> 'invalid_task' and age > to_seconds(?)",
-            [limit.total_seconds()],
+            "status <> 'invalid_task' and age > %s",
+            [limit],
         )

@@ -29,7 +29,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--task-ids-file", metavar="PATH", help="one id per line; blank lines and # comments ignored"
     )
     ids.add_argument(
-        "--task-ids-query", metavar="SQL", help="SQL on the destination DuckDB file; first column = ids"
+        "--task-ids-query", metavar="SQL", help="SQL on the destination (read only); first column = ids"
     )
     ids.add_argument(
         "--discover",
@@ -81,6 +81,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     api.add_argument("--max-rps", type=float, help="requests per second ceiling (default 50; 0 = off)")
     api.add_argument("--max-rpm", type=float, help="requests per minute ceiling (default 1000; 0 = off)")
     dest = parser.add_argument_group("destination")
+    dest.add_argument(
+        "--destination",
+        metavar="NAME",
+        help="a dlt destination, e.g. postgres (default duckdb); its credentials come from dlt config, "
+        "e.g. DESTINATION__POSTGRES__CREDENTIALS",
+    )
     dest.add_argument("--duckdb", metavar="PATH", help="DuckDB file (default ./feishu_followers.duckdb)")
     dest.add_argument("--dataset", metavar="NAME", help="dataset (schema) name (default feishu_tasks)")
     dest.add_argument(
@@ -97,7 +103,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="feishu-followers", description="Load Feishu/Lark task followers into DuckDB with dlt."
+        prog="feishu-followers",
+        description="Load Feishu/Lark task followers into DuckDB (or any dlt destination) with dlt.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_arguments(commands.add_parser("run", help="load followers of the given tasks"))

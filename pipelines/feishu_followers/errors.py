@@ -18,6 +18,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.configuration.specs.base_configuration import extract_inner_hint, is_secret_hint
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.destinations.exceptions import DatabaseException
+from dlt.destinations.sql_client import SqlClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from feishu_tasks.errors import FatalError
@@ -121,8 +122,11 @@ def explain_failure(exc: BaseException) -> str | None:
             return f"cannot read dlt's configuration: {_first_line(cause)}"
         if isinstance(cause, duckdb.Error):
             return f"DuckDB failed: {_first_line(cause)}"
-        if isinstance(cause, DestinationTerminalException | DatabaseException):
-            return f"the destination failed: {_first_line(cause)}"
+    for cause in chain:  # any other SQL destination, through dlt or its driver
+        if isinstance(cause, DatabaseException | DestinationTerminalException) or (
+            isinstance(cause, Exception) and SqlClientBase.is_dbapi_exception(cause)
+        ):
+            return f"the destination failed: {_first_line(getattr(cause, 'dbapi_exception', cause))}"
     if isinstance(exc, PipelineStepFailed):
         return f"pipeline step {exc.step} failed: {_first_line(exc.exception)}"
     return None

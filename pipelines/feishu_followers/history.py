@@ -3,7 +3,7 @@
 Why not dlt's ``scd2`` merge strategy: it retires rows only for keys present in the load, so
 a task whose followers were all removed (no rows at all) would never close its intervals, and
 it has no notion of "this task failed, leave its history alone". Instead, each completed dlt
-load is applied once, in one DuckDB transaction, recorded in ``_feishu_history_loads``: a run
+load is applied once, in one transaction, recorded in ``_feishu_history_loads``: a run
 killed before or during this step is completed by the next run, exactly once.
 """
 
@@ -12,10 +12,63 @@ from __future__ import annotations
 from typing import Any
 
 import dlt
+from dlt.destinations.sql_client import SqlClientBase
+
+from .relations import BASE_TABLE, dataset_relations, empty_relation
 
 HISTORY_TABLE = "task_follower_history"
 APPLIED_TABLE = "_feishu_history_loads"
 FIRST_SEEN_TABLE = "task_first_seen"
+
+# Portable SQL (DuckDB, MotherDuck, Postgres): standard types, no temp tables, %s parameters.
+# {names} are qualified table names, filled in by ``_qualified_names``.
+_CREATE_TABLES = (
+    """create table if not exists {task_follower_history} (
+            task_id varchar not null,
+            follower_id varchar not null,
+            user_id_type varchar not null,
+            valid_from timestamptz not null,
+            valid_to timestamptz,
+            primary key (task_id, follower_id, user_id_type, valid_from))""",
+    """create table if not exists {task_first_seen} (
+            task_id varchar primary key, first_ok_at timestamptz not null)""",
+    """create table if not exists {_feishu_history_loads} (
+            load_id varchar primary key, applied_at timestamptz not null)""",
+)
+
+_FOLLOWER_COLUMNS = (("task_id", "varchar"), ("follower_id", "varchar"), ("user_id_type", "varchar"))
+
+# The tasks one load fetched successfully, and when (its one parameter is the load id).
+_FETCHED_OK = """(select task_id, fetched_at from {task_fetch_status}
+                  where _dlt_load_id = %s and status = 'ok')"""
+
+# Completed loads of the schema whose history is not applied yet, oldest first.
+_PENDING_LOADS = """select load_id from {_dlt_loads} where status = 0 and schema_name = %s
+                    and load_id not in (select load_id from {_feishu_history_loads}) order by load_id"""
+
+# One load's changes, in order; each statement takes the load id once per %s.
+_APPLY_LOAD = (
+    # close the open intervals of fetched tasks whose follow is gone
+    """update {task_follower_history} as h set valid_to = ok.fetched_at
+        from {fetched_ok} ok
+        where h.task_id = ok.task_id and h.valid_to is null
+          and not exists (
+              select 1 from {task_followers} f
+              where f.task_id = h.task_id and f.follower_id = h.follower_id
+                and f.user_id_type = h.user_id_type)""",
+    # open an interval for each follow of a fetched task that has none open
+    """insert into {task_follower_history} (task_id, follower_id, user_id_type, valid_from)
+        select f.task_id, f.follower_id, f.user_id_type, ok.fetched_at
+        from {task_followers} f join {fetched_ok} ok on ok.task_id = f.task_id
+        where not exists (
+            select 1 from {task_follower_history} h
+            where h.task_id = f.task_id and h.follower_id = f.follower_id
+              and h.user_id_type = f.user_id_type and h.valid_to is null)""",
+    """insert into {task_first_seen} (task_id, first_ok_at)
+        select ok.task_id, ok.fetched_at from {fetched_ok} ok
+        where ok.task_id not in (select task_id from {task_first_seen})""",
+    "insert into {_feishu_history_loads} (load_id, applied_at) values (%s, now())",
+)
 
 
 def apply_history(pipeline: dlt.Pipeline) -> int:
@@ -30,89 +83,41 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return 0
-        con = client.native_connection
-        ds = client.fully_qualified_dataset_name()
-        if not _table_exists(con, pipeline.dataset_name, "task_fetch_status"):
-            return 0
-        _create_tables(con, ds)
-        pending = [
-            row[0]
-            for row in con.execute(
-                f"""select load_id from {ds}._dlt_loads
-                    where status = 0 and schema_name = ?
-                      and load_id not in (select load_id from {ds}.{APPLIED_TABLE})
-                    order by load_id""",
-                [pipeline.default_schema_name],
-            ).fetchall()
-        ]
+        relations = dataset_relations(client)
+        if relations.get("task_fetch_status") != BASE_TABLE:
+            return 0  # nothing loaded yet
+        names = _qualified_names(client)
+        if relations.get("task_followers") != BASE_TABLE:  # no task had followers yet
+            names["task_followers"] = empty_relation(_FOLLOWER_COLUMNS)
+        names["fetched_ok"] = _FETCHED_OK.format(**names)
+        for statement in _CREATE_TABLES:
+            client.execute_sql(statement.format(**names))
+        rows = client.execute_sql(_PENDING_LOADS.format(**names), pipeline.default_schema_name)
+        pending = [str(row[0]) for row in rows or ()]
         for load_id in pending:
-            _apply_load(con, ds, load_id)
+            _apply_load(client, names, load_id)
         return len(pending)
 
 
-def _table_exists(con: Any, schema: str, table: str) -> bool:
-    found = con.execute(
-        "select 1 from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
-    ).fetchall()
-    return bool(found)
-
-
-def _create_tables(con: Any, ds: str) -> None:
-    con.execute(
-        f"""create table if not exists {ds}.{HISTORY_TABLE} (
-                task_id varchar not null,
-                follower_id varchar not null,
-                user_id_type varchar not null,
-                valid_from timestamptz not null,
-                valid_to timestamptz,
-                primary key (task_id, follower_id, user_id_type, valid_from))"""
+def _qualified_names(client: SqlClientBase[Any]) -> dict[str, str]:
+    tables = (
+        "task_fetch_status",
+        "task_followers",
+        "_dlt_loads",
+        HISTORY_TABLE,
+        FIRST_SEEN_TABLE,
+        APPLIED_TABLE,
     )
-    con.execute(
-        f"""create table if not exists {ds}.{FIRST_SEEN_TABLE} (
-                task_id varchar primary key, first_ok_at timestamptz not null)"""
-    )
-    con.execute(
-        f"""create table if not exists {ds}.{APPLIED_TABLE} (
-                load_id varchar primary key, applied_at timestamptz not null)"""
-    )
+    return {table: client.make_qualified_table_name(table) for table in tables}
 
 
-def _apply_load(con: Any, ds: str, load_id: str) -> None:
-    """One load's changes and its bookkeeping row, atomically."""
-    con.execute("begin transaction")
-    try:
-        con.execute(
-            f"""create or replace temp table _fetched_ok as
-                select task_id, fetched_at from {ds}.task_fetch_status
-                where _dlt_load_id = ? and status = 'ok'""",
-            [load_id],
-        )
-        con.execute(
-            f"""update {ds}.{HISTORY_TABLE} as h set valid_to = ok.fetched_at
-                from _fetched_ok ok
-                where h.task_id = ok.task_id and h.valid_to is null
-                  and not exists (
-                      select 1 from {ds}.task_followers f
-                      where f.task_id = h.task_id and f.follower_id = h.follower_id
-                        and f.user_id_type = h.user_id_type)"""
-        )
-        con.execute(
-            f"""insert into {ds}.{HISTORY_TABLE}
-                select f.task_id, f.follower_id, f.user_id_type, ok.fetched_at, null
-                from {ds}.task_followers f join _fetched_ok ok on ok.task_id = f.task_id
-                where not exists (
-                    select 1 from {ds}.{HISTORY_TABLE} h
-                    where h.task_id = f.task_id and h.follower_id = f.follower_id
-                      and h.user_id_type = f.user_id_type and h.valid_to is null)"""
-        )
-        con.execute(
-            f"""insert into {ds}.{FIRST_SEEN_TABLE}
-                select task_id, fetched_at from _fetched_ok
-                where task_id not in (select task_id from {ds}.{FIRST_SEEN_TABLE})"""
-        )
-        con.execute(f"insert into {ds}.{APPLIED_TABLE} values (?, now())", [load_id])
-        con.execute("drop table _fetched_ok")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+def _apply_load(client: SqlClientBase[Any], names: dict[str, str], load_id: str) -> None:
+    """One load's changes and its bookkeeping row, atomically.
+
+    dlt's ``begin_transaction`` rolls back on any error and re-raises that error, also when the
+    destination already ended the transaction itself: the failure the user sees is the real one.
+    """
+    with client.begin_transaction():
+        for statement in _APPLY_LOAD:
+            sql = statement.format(**names)
+            client.execute_sql(sql, *[load_id] * sql.count("%s"))

@@ -92,6 +92,7 @@ class RunOptions:
     task_ids_file: str | None = None
     task_ids_query: str | None = None
     discover: bool = False
+    destination: str = "duckdb"  # a dlt destination name; its credentials come from dlt config
     duckdb_path: str = "./feishu_followers.duckdb"
     dataset: str = "feishu_tasks"
     pipeline_name: str = "feishu_tasks"
@@ -126,6 +127,7 @@ class RunOptions:
             task_ids_file=flags.get("task_ids_file"),
             task_ids_query=flags.get("task_ids_query"),
             discover=bool(flags.get("discover")) or typed("discover", False),
+            destination=str(pick("destination", cls.destination)),
             duckdb_path=str(pick("duckdb", cls.duckdb_path)),
             dataset=str(pick("dataset", cls.dataset)),
             pipeline_name=str(pick("pipeline_name", cls.pipeline_name)),

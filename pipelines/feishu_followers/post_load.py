@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import dlt
 
+from .destination import builds_derived_relations
 from .history import apply_history
 from .views import create_views
 
 
 def after_load(pipeline: dlt.Pipeline) -> None:
-    """Apply the follow history of every completed load not yet applied, then refresh the views."""
-    apply_history(pipeline)
-    create_views(pipeline)
+    """Apply the follow history of every completed load not yet applied, then refresh the views.
+
+    Where they cannot be built (a destination without SQL, such as a filesystem bucket), nothing.
+    """
+    if builds_derived_relations(pipeline):
+        apply_history(pipeline)
+        create_views(pipeline)

@@ -13,21 +13,26 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import dlt
-import duckdb
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.extract import DltSource
 
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
-from feishu_tasks.errors import ConfigError, FatalError
+from feishu_tasks.errors import FatalError
 from feishu_tasks.stats import FetchStats
 from feishu_tasks.task_ids import read_task_ids_file
 
+from .destination import (
+    DEFAULT_DESTINATION,
+    builds_derived_relations,
+    check_writable,
+    make_destination,
+    query_task_ids,
+    skipped_steps_note,
+)
 from .errors import fatal_errors_as_one_line
 from .history import apply_history
 from .housekeeping import prune_completed_packages
@@ -55,7 +60,7 @@ class RunResult:
     step_seconds: dict[str, float] = field(default_factory=dict)  # dlt's steps, summed over loads
 
 
-def collect_task_ids(options: RunOptions) -> list[str]:
+def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
     """Ids from flags, the ids file and the query, in that order (deduplicated later)."""
     ids = list(options.task_ids)
     if options.task_ids_file:
@@ -64,7 +69,7 @@ def collect_task_ids(options: RunOptions) -> list[str]:
         except OSError as exc:
             raise FatalError(f"cannot read --task-ids-file {options.task_ids_file}: {exc.strerror}") from None
     if options.task_ids_query:
-        ids += query_task_ids(options.duckdb_path, options.task_ids_query)
+        ids += query_task_ids(pipeline, options)
     if not ids and not options.discover and options.stale_after is None:
         raise FatalError(
             "no task ids given: use --task-id, --task-ids-file, --task-ids-query, --discover or --stale-after"
@@ -72,45 +77,12 @@ def collect_task_ids(options: RunOptions) -> list[str]:
     return ids
 
 
-def query_task_ids(duckdb_path: str, sql: str) -> list[str]:
-    """First column of ``sql`` run on the destination file (e.g. a table another pipeline loaded)."""
-    if not Path(duckdb_path).exists():
-        raise FatalError(f"--task-ids-query runs on {duckdb_path}, which does not exist yet")
-    try:
-        with duckdb.connect(duckdb_path, read_only=True) as con:
-            rows = con.execute(sql).fetchall()
-    except duckdb.Error as exc:
-        raise FatalError(f"--task-ids-query failed: {str(exc).splitlines()[0]}") from None
-    return [str(row[0]) for row in rows if row and row[0] is not None]
-
-
-def check_destination(duckdb_path: str, dataset: str) -> None:
-    """Open the DuckDB file once, so an unwritable or busy destination stops us before any request."""
-    path = Path(duckdb_path)
-    if path.stem == dataset:
-        raise ConfigError(
-            f"the DuckDB file {duckdb_path} is named like the dataset {dataset!r}: DuckDB then cannot tell "
-            "the file from the schema; choose another file name (--duckdb) or dataset (--dataset)"
-        )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        duckdb.connect(str(path)).close()
-    except (OSError, duckdb.Error) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FatalError(f"cannot write the DuckDB file {duckdb_path}: {reason}") from None
-
-
 def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
     """The dlt pipeline; ``dlt pipeline <name> info`` reads the same working folder."""
     extra: dict[str, Any] = {"progress": dlt.progress.log(10, sys.stderr)} if progress else {}
-    credentials = DuckDbCredentials(str(Path(options.duckdb_path).resolve()))
-    if options.duckdb_memory_limit:
-        # DuckDB's default is 80% of RAM, and a merge of a big load takes what it can get
-        # (bench case 4: peak RSS 574 MB unbounded, 532 MB at 256MB). Bounded, it spills to disk.
-        credentials.global_config = {"memory_limit": options.duckdb_memory_limit}
     pipeline = dlt.pipeline(
         pipeline_name=options.pipeline_name,
-        destination=dlt.destinations.duckdb(credentials),
+        destination=make_destination(options),
         dataset_name=options.dataset,
         pipelines_dir=options.pipelines_dir or get_dlt_pipelines_dir(),
         **extra,
@@ -141,7 +113,8 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
         if pipeline.list_extracted_load_packages():
             pipeline.normalize()
         pipeline.load()
-    apply_history(pipeline)
+    if builds_derived_relations(pipeline):
+        apply_history(pipeline)
     return pending
 
 
@@ -160,10 +133,12 @@ class Run:
 
     def execute(self) -> RunResult:
         options = self.options
-        self.waiting(lambda: check_destination(options.duckdb_path, options.dataset), "opening it")
-        task_ids = self.waiting(lambda: collect_task_ids(options), "reading task ids from it")
         progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
         pipeline = make_pipeline(options, progress)
+        self.waiting(lambda: check_writable(pipeline, options), "opening it")
+        task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
+        if (note := skipped_steps_note(pipeline)) and not options.quiet:
+            self.notify(note)
         self.result.completed_pending = self.waiting(
             lambda: finish_pending(pipeline), "loading what an earlier run fetched"
         )
@@ -252,7 +227,8 @@ def run(
     started = time.monotonic()
     pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
     the_run = Run(options, control or RunControl(), notify)
-    with run_lock(options.pipeline_name, pipelines_dir, options.duckdb_path), fatal_errors_as_one_line():
+    duckdb_file = options.duckdb_path if options.destination == DEFAULT_DESTINATION else None
+    with run_lock(options.pipeline_name, pipelines_dir, duckdb_file), fatal_errors_as_one_line():
         result = the_run.execute()
     result.elapsed_seconds = time.monotonic() - started
     return result

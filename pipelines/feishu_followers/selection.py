@@ -29,6 +29,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _query(pipeline: dlt.Pipeline, sql: str, *args: object) -> list[tuple]:
+    """``sql`` on ``task_fetch_status``; a ``timedelta`` argument is an interval on every SQL destination."""
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("task_fetch_status")
@@ -42,8 +43,8 @@ def stale_task_ids(pipeline: dlt.Pipeline, stale_after: timedelta) -> list[str]:
     rows = _query(
         pipeline,
         f"select task_id from {{table}} where {_SWEEPABLE} "
-        f"and {_LAST_SEEN} < now() - to_seconds(%s) order by {_LAST_SEEN}, task_id",
-        stale_after.total_seconds(),
+        f"and {_LAST_SEEN} < now() - %s order by {_LAST_SEEN}, task_id",
+        stale_after,
     )
     return [row[0] for row in rows]
 
@@ -52,8 +53,8 @@ def count_stale(pipeline: dlt.Pipeline, stale_after: timedelta) -> int:
     """How many known tasks are stale now (for the summary)."""
     rows = _query(
         pipeline,
-        f"select count(*) from {{table}} where {_SWEEPABLE} and {_LAST_SEEN} < now() - to_seconds(%s)",
-        stale_after.total_seconds(),
+        f"select count(*) from {{table}} where {_SWEEPABLE} and {_LAST_SEEN} < now() - %s",
+        stale_after,
     )
     return int(rows[0][0]) if rows else 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from feishu_tasks.settings import STATUSES
 
+from .destination import describe
 from .run import RunResult
 
 
@@ -12,7 +13,7 @@ def format_summary(result: RunResult) -> str:
     stats = result.stats
     by_status = ", ".join(f"{status} {stats.tasks_by_status.get(status, 0)}" for status in STATUSES)
     lines = [
-        f"feishu-followers: loaded into {result.options.duckdb_path} "
+        f"feishu-followers: loaded into {describe(result.options)} "
         f"(dataset {result.options.dataset}) in {result.elapsed_seconds:.1f} s",
         f"  tasks: {sum(stats.tasks_by_status.values())} ({by_status})",
         f"  followers loaded: {stats.followers} (in {len(result.load_ids)} dlt load(s))",

@@ -1,22 +1,33 @@
 """Analyst views in the dataset: the questions people ask first, answered in SQL.
 
-Refreshed after every load (``run.after_load``) with ``CREATE OR REPLACE VIEW``. The views are
-not managed by dlt: dlt neither knows nor drops them, and its schema evolution (new columns,
-new tables) does not touch them; the next run recreates them to match the tables it finds.
-A table that does not exist yet (``tasks`` without ``--discover``, the history before its
-first load) is replaced by an empty relation of the same shape, so every view always answers.
+Refreshed after every load (``run.after_load``). The views are not managed by dlt: dlt neither
+knows nor drops them, and its schema evolution (new columns, new tables) does not touch them;
+the next run rebuilds them to match the tables it finds. A table that does not exist yet
+(``tasks`` without ``--discover``, the history before its first load) is replaced by an empty
+relation of the same shape, so every view always answers.
+
+The SQL is written once, in the part of SQL that DuckDB (so MotherDuck) and Postgres share,
+and runs through dlt's SQL client. Postgres cannot ``create or replace`` a view whose columns
+change, so a refresh drops and recreates the whole set in one transaction; it happens only
+when the SQL differs from what ``_feishu_views`` recorded (or a view is missing), so most runs
+take no lock at all and views that users built on ours keep working.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
+from typing import Any
 
 import dlt
-import duckdb
+from dlt.destinations.sql_client import SqlClientBase
 
 from feishu_tasks.settings import STATUSES
 
+from .relations import BASE_TABLE, VIEW, dataset_relations, empty_relation, quote, table_columns
+
 STALE_AFTER = timedelta(hours=24)  # default threshold of the ``stale_tasks`` view
+VIEWS_TABLE = "_feishu_views"  # view name → hash of the SQL it was created with
 
 # Buckets of follower_count_distribution: (order, label, min, max or None for no upper bound).
 BUCKETS: tuple[tuple[int, str, int, int | None], ...] = (
@@ -61,93 +72,95 @@ _TASK_FIELDS = (
 )
 
 
-def create_views(target: dlt.Pipeline | duckdb.DuckDBPyConnection, dataset: str | None = None) -> list[str]:
-    """Create or refresh every view in ``dataset``; returns their names (none before any load).
-
-    ``target`` is a dlt pipeline (its destination dataset) or a writable DuckDB connection
-    (then ``dataset`` names the schema, default ``feishu_tasks``).
-    """
-    if isinstance(target, duckdb.DuckDBPyConnection):
-        return _create(target, dataset or "feishu_tasks")
-    with target.sql_client() as client:
+def create_views(pipeline: dlt.Pipeline) -> list[str]:
+    """Create or refresh every view in the pipeline's dataset; returns their names (none before any load)."""
+    with pipeline.sql_client() as client:
         if not client.has_dataset():
-            return []
-        return _create(client.native_connection, dataset or target.dataset_name)
+            return []  # dlt creates the dataset on the first load
+        return refresh_views(client)
 
 
-def _create(con: duckdb.DuckDBPyConnection, dataset: str) -> list[str]:
-    """All views in one transaction: readers see the old set or the new one, never a mix."""
-    tables = {
-        row[0]: row[1]
-        for row in con.execute(
-            "select table_name, table_type from information_schema.tables where table_schema = ?", [dataset]
-        ).fetchall()
-    }
-    if not tables:
-        return []  # the dataset does not exist yet; dlt creates it on the first load
-    ds = _quote(dataset)
+def refresh_views(client: SqlClientBase[Any]) -> list[str]:
+    """The views of the client's dataset, rebuilt in one transaction when their SQL changed.
+
+    Readers see the old set or the new one, never a mix; a failed refresh leaves the old set.
+    """
+    relations = dataset_relations(client)
+    name = client.make_qualified_table_name
     sources = {
-        name: f"{ds}.{_quote(name)}" if tables.get(name) == "BASE TABLE" else _empty(columns)
-        for name, columns in _SOURCES.items()
+        table: name(table) if relations.get(table) == BASE_TABLE else empty_relation(columns)
+        for table, columns in _SOURCES.items()
     }
-    task_columns = _task_columns(con, dataset) if tables.get("tasks") == "BASE TABLE" else {}
-    views = _view_sql(ds, sources, task_columns)
-    con.execute("begin transaction")
-    try:
-        for name, sql in views.items():
-            con.execute(f"create or replace view {ds}.{_quote(name)} as {sql}")
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+    task_columns = table_columns(client, "tasks") if relations.get("tasks") == BASE_TABLE else set()
+    views = _view_sql(client, sources, task_columns)
+    wanted = {view: hashlib.sha256(sql.encode()).hexdigest() for view, sql in views.items()}
+    if _recorded(client, relations) == wanted and all(relations.get(view) == VIEW for view in views):
+        return list(views)
+    with client.begin_transaction():
+        for view in reversed(views):  # dependents first: Postgres refuses to drop a view in use
+            client.execute_sql(f"drop view if exists {name(view)}")
+        for view, sql in views.items():
+            client.execute_sql(f"create view {name(view)} as {sql}")
+        columns = "view_name varchar primary key, sql_sha256 varchar not null"
+        client.execute_sql(f"create table if not exists {name(VIEWS_TABLE)} ({columns})")
+        client.execute_sql(f"delete from {name(VIEWS_TABLE)}")
+        for view, digest in wanted.items():
+            client.execute_sql(f"insert into {name(VIEWS_TABLE)} values (%s, %s)", view, digest)
     return list(views)
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+def _recorded(client: SqlClientBase[Any], relations: dict[str, str]) -> dict[str, str]:
+    if relations.get(VIEWS_TABLE) != BASE_TABLE:
+        return {}
+    rows = client.execute_sql(
+        f"select view_name, sql_sha256 from {client.make_qualified_table_name(VIEWS_TABLE)}"
+    )
+    return {str(view): str(digest) for view, digest in rows or ()}
 
 
-def _empty(columns: tuple[tuple[str, str], ...]) -> str:
-    """A relation with these columns and no rows, standing in for a table not loaded yet."""
-    return "(select " + ", ".join(f"null::{kind} as {name}" for name, kind in columns) + " where false)"
+def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set[str]) -> dict[str, str]:
+    """Name → SQL of each view, in creation order (later views read earlier ones).
 
+    Every source in a FROM has an alias: it may be a subquery (a table not loaded yet), and
+    Postgres before 16 requires one there.
+    """
 
-def _task_columns(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]:
-    rows = con.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = 'tasks'",
-        [dataset],
-    ).fetchall()
-    return {row[0] for row in rows}
+    def view(name: str) -> str:
+        return client.make_qualified_table_name(name)
 
-
-def _view_sql(ds: str, src: dict[str, str], task_columns: set[str]) -> dict[str, str]:
-    """Name → SQL of each view, in creation order (later views read earlier ones)."""
     fields = ", ".join(
-        f"t.{_quote(column)} as {name}" if column in task_columns else f"null::{kind} as {name}"
+        f"t.{quote(client, column)} as {name}"
+        if column in task_columns
+        else f"cast(null as {kind}) as {name}"
         for column, name, kind in _TASK_FIELDS
     )
-    tasks_join = f"left join {ds}.tasks t on t.id = k.task_id" if task_columns else ""
+    field_names = ", ".join(name for _, name, _ in _TASK_FIELDS)
+    tasks_join = f"left join {view('tasks')} t on t.id = k.task_id" if task_columns else ""
     buckets = ", ".join(
         f"({o}, '{label}', {lo}, {'null' if hi is None else hi})" for o, label, lo, hi in BUCKETS
     )
     statuses = ", ".join(f"({i}, '{status}')" for i, status in enumerate(STATUSES, 1))
+    stale_after = f"interval '{int(STALE_AFTER.total_seconds())} seconds'"
     # A follow counts as added when it appeared after the task's first successful fetch;
-    # follows seen by that first fetch were already there (see pipelines/history.py).
+    # follows seen by that first fetch were already there (see history.py).
     events = f"""
         select h.valid_from as observed_at, 1 as added, 0 as removed
         from {src["task_follower_history"]} h join {src["task_first_seen"]} s on s.task_id = h.task_id
         where h.valid_from > s.first_ok_at
         union all
-        select valid_to, 0, 1 from {src["task_follower_history"]} where valid_to is not null"""
-    utc_day = "(({}) at time zone 'UTC')::date"
+        select valid_to, 0, 1 from {src["task_follower_history"]} h where valid_to is not null"""
+
+    def utc_day(column: str) -> str:
+        return f"cast(({column} at time zone 'UTC') as date)"
+
     return {
         # Every task with known followers: fetched ok (0 followers included) or keeping the
         # rows of an earlier successful fetch after a failed one (see the status column).
         "followers_per_task": f"""
             with counts as (
-                select task_id, count(*) as followers from {src["task_followers"]} group by task_id),
+                select task_id, count(*) as followers from {src["task_followers"]} f group by task_id),
             known as (
-                select task_id from {src["task_fetch_status"]} where status = 'ok'
+                select task_id from {src["task_fetch_status"]} s where status = 'ok'
                 union select task_id from counts)
             select k.task_id, coalesce(c.followers, 0) as followers, s.status, s.last_ok_at, {fields}
             from known k
@@ -157,17 +170,18 @@ def _view_sql(ds: str, src: dict[str, str], task_columns: set[str]) -> dict[str,
         "follower_count_distribution": f"""
             with buckets(bucket_order, bucket, min_followers, max_followers) as (values {buckets})
             select b.bucket_order, b.bucket, b.min_followers, b.max_followers, count(f.task_id) as tasks
-            from buckets b left join {ds}.followers_per_task f
+            from buckets b left join {view("followers_per_task")} f
               on f.followers >= b.min_followers
              and (b.max_followers is null or f.followers <= b.max_followers)
-            group by all order by b.bucket_order""",
+            group by b.bucket_order, b.bucket, b.min_followers, b.max_followers
+            order by b.bucket_order""",
         "tasks_per_follower": f"""
             with now_ as (
                 select follower_id, user_id_type, count(*) as tasks_now
-                from {src["task_followers"]} group by all),
+                from {src["task_followers"]} f group by follower_id, user_id_type),
             ever as (  -- the history's open intervals are exactly the current follows
                 select follower_id, user_id_type, count(distinct task_id) as tasks_ever
-                from {src["task_follower_history"]} group by all)
+                from {src["task_follower_history"]} h group by follower_id, user_id_type)
             select e.follower_id, e.user_id_type, coalesce(n.tasks_now, 0) as tasks_now, e.tasks_ever
             from ever e left join now_ n
               on n.follower_id = e.follower_id and n.user_id_type = e.user_id_type""",
@@ -177,58 +191,67 @@ def _view_sql(ds: str, src: dict[str, str], task_columns: set[str]) -> dict[str,
                    count(*) as shared_tasks
             from {src["task_followers"]} a join {src["task_followers"]} b
               on b.task_id = a.task_id and b.user_id_type = a.user_id_type and a.follower_id < b.follower_id
-            group by all""",
+            group by a.follower_id, b.follower_id, a.user_id_type""",
         "tasks_without_followers": f"""
-            select * exclude (followers) from {ds}.followers_per_task
+            select task_id, status, last_ok_at, {field_names} from {view("followers_per_task")}
             where status = 'ok' and followers = 0""",
         # Days (UTC) from the first observation to the latest successful fetch, zeros included.
+        # A recursive CTE makes the calendar: generate_series differs between the dialects.
         "follow_churn_daily": f"""
-            with events as ({events}),
+            with recursive events as ({events}),
             bounds as (
                 select min(day) as lo, max(day) as hi from (
-                    select {utc_day.format("observed_at")} as day from events
-                    union all select {utc_day.format("first_ok_at")} from {src["task_first_seen"]}
-                    union all select {utc_day.format("last_ok_at")} from {src["task_fetch_status"]})),
-            days as (
-                select unnest(generate_series(lo::timestamp, hi::timestamp, interval 1 day))::date as day
-                from bounds where lo is not null),
+                    select {utc_day("observed_at")} as day from events
+                    union all select {utc_day("first_ok_at")} from {src["task_first_seen"]} s
+                    union all select {utc_day("last_ok_at")} from {src["task_fetch_status"]} f) d),
+            days(day) as (
+                select lo from bounds where lo is not null
+                union all
+                select cast(d.day + interval '1 day' as date) from days d, bounds b where d.day < b.hi),
             per_day as (
-                select {utc_day.format("observed_at")} as day, sum(added) as added, sum(removed) as removed
-                from events group by 1)
-            select d.day, coalesce(p.added, 0)::bigint as added, coalesce(p.removed, 0)::bigint as removed,
-                   (coalesce(p.added, 0) - coalesce(p.removed, 0))::bigint as net
+                select {utc_day("observed_at")} as day, sum(added) as added, sum(removed) as removed
+                from events group by {utc_day("observed_at")})
+            select d.day, cast(coalesce(p.added, 0) as bigint) as added,
+                   cast(coalesce(p.removed, 0) as bigint) as removed,
+                   cast(coalesce(p.added, 0) - coalesce(p.removed, 0) as bigint) as net
             from days d left join per_day p on p.day = d.day order by d.day""",
-        # Each change belongs to the load that observed it: the first load completed after it.
+        # Each change belongs to the load that observed it: the first load completed after it,
+        # i.e. the one whose (previous load, this load] window holds it (an as-of join).
         "follow_churn_per_load": f"""
             with events as ({events}),
-            loads as (select load_id, inserted_at as loaded_at from {src["_dlt_loads"]} where status = 0),
+            loads as (
+                select load_id, inserted_at as loaded_at,
+                       lag(inserted_at) over (order by inserted_at, load_id) as previous_at
+                from {src["_dlt_loads"]} l where status = 0),
             per_load as (
                 select l.load_id, sum(e.added) as added, sum(e.removed) as removed
-                from events e asof join loads l on e.observed_at <= l.loaded_at group by 1)
-            select l.load_id, l.loaded_at, coalesce(p.added, 0)::bigint as added,
-                   coalesce(p.removed, 0)::bigint as removed,
-                   (coalesce(p.added, 0) - coalesce(p.removed, 0))::bigint as net
+                from events e join loads l
+                  on e.observed_at <= l.loaded_at and (l.previous_at is null or e.observed_at > l.previous_at)
+                group by l.load_id)
+            select l.load_id, l.loaded_at, cast(coalesce(p.added, 0) as bigint) as added,
+                   cast(coalesce(p.removed, 0) as bigint) as removed,
+                   cast(coalesce(p.added, 0) - coalesce(p.removed, 0) as bigint) as net
             from loads l left join per_load p on p.load_id = l.load_id order by l.loaded_at""",
         # age: time since the task was last seen whole (last ok fetch, else last try), the
         # measure ``--stale-after`` uses.
         "task_last_fetch": f"""
             select task_id, status, error_code, error_msg, follower_count, user_id_type, fetched_at,
                    last_ok_at, now() - coalesce(last_ok_at, fetched_at) as age
-            from {src["task_fetch_status"]}""",
+            from {src["task_fetch_status"]} s""",
         # Same rule as ``--stale-after``: invalid ids are never due again.
         "stale_tasks": f"""
-            select * from {ds}.task_last_fetch
-            where status <> 'invalid_task' and age > to_seconds({STALE_AFTER.total_seconds()})
+            select * from {view("task_last_fetch")}
+            where status <> 'invalid_task' and age > {stale_after}
             order by age desc, task_id""",
         "load_health": f"""
             with known(status_order, status) as (values {statuses}),
             found as (
-                select status from known union select distinct status from {ds}.task_last_fetch)
+                select status from known union select distinct status from {view("task_last_fetch")})
             select s.status, count(f.task_id) as tasks,
-                   count(f.task_id) filter (where f.task_id in (select task_id from {ds}.stale_tasks))
+                   count(f.task_id) filter (where f.task_id in (select task_id from {view("stale_tasks")}))
                        as stale_tasks,
                    max(f.fetched_at) as last_fetched_at
             from found s left join known k on k.status = s.status
-            left join {ds}.task_last_fetch f on f.status = s.status
+            left join {view("task_last_fetch")} f on f.status = s.status
             group by s.status, k.status_order order by coalesce(k.status_order, 99), s.status""",
     }

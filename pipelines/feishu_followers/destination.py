@@ -1,0 +1,148 @@
+"""Where a run loads: the dlt destination from ``--destination`` or config, checked before any request.
+
+``duckdb`` (the default) is the file ``--duckdb PATH``, built here. Any other name goes to dlt as
+it is, and dlt resolves its credentials from its own config (``DESTINATION__POSTGRES__CREDENTIALS``,
+``[destination.postgres.credentials]`` in ``.dlt/secrets.toml``), as for any dlt pipeline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import DestinationException
+from dlt.destinations.exceptions import DatabaseException
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.sql_client import SqlClientBase
+
+from feishu_tasks.errors import ConfigError, FatalError
+
+from .options import RunOptions
+from .relations import rolled_back
+
+DEFAULT_DESTINATION = "duckdb"
+# Where the post-load steps (history, task_first_seen, views) run: their SQL is written for the
+# part of SQL that DuckDB and Postgres share, and tested on both; MotherDuck is DuckDB's dialect
+# (untested: no machine here reaches it). Elsewhere the tables are loaded and these steps skipped.
+DERIVED_RELATIONS_ON = ("duckdb", "motherduck", "postgres")
+
+
+def make_destination(options: RunOptions) -> Destination[Any, Any]:
+    """The dlt destination of ``options``; an unknown name stops the run before any request."""
+    if options.destination == DEFAULT_DESTINATION:
+        if Path(options.duckdb_path).stem == options.dataset:
+            raise ConfigError(
+                f"the DuckDB file {options.duckdb_path} is named like the dataset {options.dataset!r}: "
+                "DuckDB then cannot tell the file from the schema; choose another file name (--duckdb) "
+                "or dataset (--dataset)"
+            )
+        credentials = DuckDbCredentials(str(Path(options.duckdb_path).resolve()))
+        if options.duckdb_memory_limit:
+            # DuckDB's default is 80% of RAM, and a merge of a big load takes what it can get
+            # (bench case 4: peak RSS 574 MB unbounded, 532 MB at 256MB). Bounded, it spills to disk.
+            credentials.global_config = {"memory_limit": options.duckdb_memory_limit}
+        return dlt.destinations.duckdb(credentials)
+    try:
+        destination = Destination.from_reference(options.destination)
+    except DestinationException:
+        destination = None
+    if destination is None:
+        raise FatalError(
+            f"unknown destination {options.destination!r}: use a dlt destination name such as "
+            "duckdb, postgres, motherduck or filesystem"
+        )
+    return destination
+
+
+def destination_kind(pipeline: dlt.Pipeline) -> str:
+    """``postgres``, ``duckdb``, ... also for a named destination (``destination_type`` in config)."""
+    return str(pipeline.destination.destination_type).rsplit(".", 1)[-1]
+
+
+def builds_derived_relations(pipeline: dlt.Pipeline) -> bool:
+    """Whether history and views are built on this destination (see DERIVED_RELATIONS_ON)."""
+    return destination_kind(pipeline) in DERIVED_RELATIONS_ON
+
+
+def skipped_steps_note(pipeline: dlt.Pipeline) -> str | None:
+    """The one line a run prints when it loads tables but builds no history or views."""
+    if builds_derived_relations(pipeline):
+        return None
+    return (
+        f"note: the {destination_kind(pipeline)} destination gets the loaded tables only; "
+        f"follow history and views are built on {', '.join(DERIVED_RELATIONS_ON)}"
+    )
+
+
+def describe(options: RunOptions) -> str:
+    """Where the summary says the run loaded (credentials stay out of it)."""
+    if options.destination == DEFAULT_DESTINATION:
+        return options.duckdb_path
+    return f"the {options.destination} destination"
+
+
+def check_writable(pipeline: dlt.Pipeline, options: RunOptions) -> None:
+    """Create (and roll back) a table in the dataset, so that an unreachable, read-only or busy
+    destination stops the run before any API request rather than after the fetch.
+
+    Only where the post-load steps run (SQL destinations we test); dlt reports the others at load.
+    """
+    if not builds_derived_relations(pipeline):
+        return
+    kind = destination_kind(pipeline)
+    try:
+        if options.destination == DEFAULT_DESTINATION:
+            Path(options.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
+        with pipeline.sql_client() as client, rolled_back(client):
+            if not client.has_dataset():
+                client.create_dataset()
+            client.execute_sql(
+                f"create table {client.make_qualified_table_name('_feishu_write_probe')} (x int)"
+            )
+    except ConfigFieldMissingException as exc:
+        raise FatalError(
+            f"missing configuration of the {kind} destination: {', '.join(exc.fields)} "
+            f"(set DESTINATION__{kind.upper()}__CREDENTIALS or [destination.{kind}.credentials] "
+            "in .dlt/secrets.toml)"
+        ) from None
+    except Exception as exc:  # chained: a caller can still tell a busy DuckDB file from the cause
+        if not is_destination_error(exc):
+            raise
+        if options.destination == DEFAULT_DESTINATION:
+            raise FatalError(
+                f"cannot write the DuckDB file {options.duckdb_path}: {first_line(exc)}"
+            ) from exc
+        raise FatalError(f"cannot write to the {kind} destination: {first_line(exc)}") from exc
+
+
+def query_task_ids(pipeline: dlt.Pipeline, options: RunOptions) -> list[str]:
+    """First column of ``--task-ids-query`` run on the destination (e.g. a table another pipeline
+    loaded), in a transaction that is rolled back: the query reads, it never changes anything."""
+    sql = str(options.task_ids_query)
+    if options.destination == DEFAULT_DESTINATION and not Path(options.duckdb_path).exists():
+        raise FatalError(f"--task-ids-query runs on {options.duckdb_path}, which does not exist yet")
+    try:
+        with pipeline.sql_client() as client, rolled_back(client):
+            rows = client.execute_sql(sql)
+    except Exception as exc:
+        if not is_destination_error(exc):
+            raise
+        raise FatalError(f"--task-ids-query failed: {first_line(exc)}") from exc
+    return [str(row[0]) for row in rows or () if row and row[0] is not None]
+
+
+def is_destination_error(exc: BaseException) -> bool:
+    """An error of the destination or its driver (not a bug of ours), as dlt tells them apart."""
+    return isinstance(exc, (OSError, DatabaseException, DestinationException)) or (
+        isinstance(exc, Exception) and SqlClientBase.is_dbapi_exception(exc)
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of what the driver said (dlt wraps it; its own text repeats the type)."""
+    inner = getattr(exc, "dbapi_exception", None) or getattr(exc, "inner_exc", None) or exc
+    text = str(inner).strip()
+    return text.splitlines()[0] if text else type(inner).__name__
