@@ -18,6 +18,7 @@ from typing import Any
 import dlt
 import pandas as pd
 from dlt.common.destination import Destination
+from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.sql_client import SqlClientBase
 
@@ -72,7 +73,7 @@ class FollowerAnalytics:
         (``dlt.attach`` does not restore an explicit file path) and is opened read-only; any
         other destination is the pipeline's own, with credentials from dlt config.
         """
-        pipeline = dlt.attach(pipeline_name, pipelines_dir=str(pipelines_dir) if pipelines_dir else None)
+        pipeline = dlt.attach(pipeline_name, pipelines_dir=str(pipelines_dir or get_dlt_pipelines_dir()))
         trace = pipeline.last_trace
         load_info = trace.last_load_info if trace else None
         if load_info is None:

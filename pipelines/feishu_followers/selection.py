@@ -33,7 +33,7 @@ def _query(pipeline: dlt.Pipeline, sql: str, *args: object) -> list[tuple]:
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("task_fetch_status")
-            return list(client.execute_sql(sql.format(table=table), *args) or [])
+            return [tuple(row) for row in client.execute_sql(sql.format(table=table), *args) or ()]
     except DatabaseUndefinedRelation:  # nothing loaded yet
         return []
 
