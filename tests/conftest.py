@@ -70,6 +70,9 @@ class Loader:
         discover: bool = False,
         app_secret: str = APP_SECRET,
         user_access_token: str | None = None,
+        tasklists: list[str] | None = None,
+        all_tasklists: bool = False,
+        tasklist_completed: bool | None = None,
         **source_args: Any,
     ) -> RunOptions:
         """Run options for the simulator's app (or, with ``user_access_token``, a user)."""
@@ -83,6 +86,9 @@ class Loader:
         return RunOptions(
             task_ids=list(task_ids),
             discover=discover,
+            tasklists=list(tasklists or ()),
+            all_tasklists=all_tasklists,
+            tasklist_completed=tasklist_completed,
             destination=self.destination,
             duckdb_path=str(self.duckdb),
             pipelines_dir=str(self.pipelines_dir),

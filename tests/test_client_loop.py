@@ -13,6 +13,7 @@ import pytest
 
 from feishu_tasks.auth import TOKEN_FALLBACK_LIFETIME_SECONDS, TenantToken, UserToken, refresh_delay
 from feishu_tasks.client import FeishuClient, FirstAnswersWatch
+from feishu_tasks.endpoints import FOLLOWERS
 from feishu_tasks.errors import (
     BadAnswersError,
     CredentialsError,
@@ -22,7 +23,7 @@ from feishu_tasks.errors import (
 )
 from feishu_tasks.pages import ListPage, parse_followers_page
 from feishu_tasks.pagination import PagingBounds, iter_pages
-from feishu_tasks.ratelimit import PacingLimiter
+from feishu_tasks.ratelimit import Pacing
 from feishu_tasks.responses import Ok, Transient
 from feishu_tasks.retry import RetryPolicy
 from feishu_tasks.rows import unix_seconds_to_timestamp
@@ -65,7 +66,7 @@ class ScriptedHttp:
 
 
 def client_with(http: ScriptedHttp, **kwargs: Any) -> FeishuClient:
-    return FeishuClient(http, UserToken("u-test"), PacingLimiter(None, None), NO_WAIT, FetchStats(), **kwargs)
+    return FeishuClient(http, UserToken("u-test"), Pacing(None, None), NO_WAIT, FetchStats(), **kwargs)
 
 
 def get(client: FeishuClient) -> ListPage[Any]:
@@ -140,7 +141,9 @@ def endless(params: dict[str, Any]) -> Reply:
 def pages_of(client: FeishuClient, bounds: PagingBounds, clock: Any = None) -> list[ListPage[Any]]:
     async def collect() -> list[ListPage[Any]]:
         extra = {"clock": clock} if clock else {}
-        return [p async for p in iter_pages(client, "/p", {}, parse_followers_page, bounds, **extra)]
+        return [
+            p async for p in iter_pages(client, "/p", {}, parse_followers_page, bounds, FOLLOWERS, **extra)
+        ]
 
     return asyncio.run(collect())
 
@@ -151,7 +154,7 @@ def test_endless_pages_stop_at_the_page_bound() -> None:
 
     async def collect() -> None:
         async for p in iter_pages(
-            client, "/p", {}, parse_followers_page, PagingBounds(7, 3600, "max_pages_per_task")
+            client, "/p", {}, parse_followers_page, PagingBounds(7, 3600, "max_pages_per_task"), FOLLOWERS
         ):
             seen.append(p)
 

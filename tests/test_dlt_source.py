@@ -65,6 +65,9 @@ def test_with_resources_loads_only_the_chosen_tables(sim: Simulator, world: Worl
         "task_followers__id_list",
         "task_fetch_status",
         "tasks",
+        "tasklists",
+        "tasklist_tasks",
+        "tasklist_fetch_status",
     }
     pipeline.run(source.with_resources("task_followers"))
     tables = {t for t in pipeline.default_schema.data_table_names()}

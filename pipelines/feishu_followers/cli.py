@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any
 
 from feishu_tasks.errors import FatalError
-from feishu_tasks.settings import LARK_BASE_URL, USER_ID_TYPES
+from feishu_tasks.settings import FOLLOWERS_APIS, LARK_BASE_URL, USER_ID_TYPES
 
 from .lock import PipelineBusy
 
@@ -36,6 +36,27 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="list the tasks the app can see and load them too",
+    )
+    lists = parser.add_argument_group("task lists (task v2: how an app reads a team's tasks)")
+    lists.add_argument(
+        "--tasklist", dest="tasklists", action="append", metavar="GUID", help="a task list's guid; repeatable"
+    )
+    lists.add_argument(
+        "--all-tasklists",
+        action="store_true",
+        default=None,
+        help="every task list the app (or user) is a member of",
+    )
+    lists.add_argument(
+        "--tasklist-completed",
+        choices=("true", "false"),
+        help="only the completed (true) or open (false) tasks of the lists",
+    )
+    lists.add_argument(
+        "--followers-api",
+        choices=FOLLOWERS_APIS,
+        help="v1 follower list (default), v2 get task (users and apps), or auto (v1, then v2 for list "
+        "tasks v1 does not know)",
     )
     sched = parser.add_argument_group("scheduling")
     sched.add_argument(

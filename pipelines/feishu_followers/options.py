@@ -7,6 +7,7 @@ scheduled job can be configured without flags.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,6 +28,7 @@ SOURCE_FLAGS = (
     "concurrency",
     "max_rps",
     "max_rpm",
+    "followers_api",
 )
 
 
@@ -34,6 +36,21 @@ def from_config(name: str, default: Any) -> Any:
     """``sources.feishu_tasks.<name>`` from dlt's providers, or ``default``."""
     value: Any = dlt.config.get(f"{SECTION}.{name}")
     return default if value is None else value
+
+
+def _list_from_config(name: str) -> list[str]:
+    """A list of strings from dlt config (a TOML array, or an env var holding a JSON array)."""
+    value = from_config(name, None)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{SECTION}.{name}: expected a list of strings, not {value!r}")
+    return list(value)
 
 
 def parse_bool(value: Any) -> bool:
@@ -63,6 +80,8 @@ def _seconds(value: Any) -> float:
 # Run options read from flags or dlt config: name → (parser, what it accepts).
 PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "discover": (parse_bool, "true or false"),
+    "all_tasklists": (parse_bool, "true or false"),
+    "tasklist_completed": (parse_bool, "true or false"),
     "quiet": (parse_bool, "true or false"),
     "max_requests": (parse_count, "a whole number of requests"),
     "rows_per_load": (parse_count, "a whole number of rows (0 = one load)"),
@@ -92,6 +111,9 @@ class RunOptions:
     task_ids_file: str | None = None
     task_ids_query: str | None = None
     discover: bool = False
+    tasklists: list[str] = field(default_factory=list)
+    all_tasklists: bool = False
+    tasklist_completed: bool | None = None
     destination: str = "duckdb"  # a dlt destination name; its credentials come from dlt config
     duckdb_path: str = "./feishu_followers.duckdb"
     dataset: str = "feishu_tasks"
@@ -127,6 +149,9 @@ class RunOptions:
             task_ids_file=flags.get("task_ids_file"),
             task_ids_query=flags.get("task_ids_query"),
             discover=bool(flags.get("discover")) or typed("discover", False),
+            tasklists=list(flags.get("tasklists") or []) or _list_from_config("tasklists"),
+            all_tasklists=bool(flags.get("all_tasklists")) or typed("all_tasklists", False),
+            tasklist_completed=typed("tasklist_completed", None),
             destination=str(pick("destination", cls.destination)),
             duckdb_path=str(pick("duckdb", cls.duckdb_path)),
             dataset=str(pick("dataset", cls.dataset)),

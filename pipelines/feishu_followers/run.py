@@ -70,9 +70,11 @@ def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
             raise FatalError(f"cannot read --task-ids-file {options.task_ids_file}: {exc.strerror}") from None
     if options.task_ids_query:
         ids += query_task_ids(pipeline, options)
-    if not ids and not options.discover and options.stale_after is None:
+    listed = options.discover or options.tasklists or options.all_tasklists
+    if not ids and not listed and options.stale_after is None:
         raise FatalError(
-            "no task ids given: use --task-id, --task-ids-file, --task-ids-query, --discover or --stale-after"
+            "no task ids given: use --task-id, --task-ids-file, --task-ids-query, --tasklist, "
+            "--all-tasklists, --discover or --stale-after"
         )
     return ids
 
@@ -149,6 +151,9 @@ class Run:
             source = feishu_tasks(
                 task_ids=task_ids,
                 discover=options.discover,
+                tasklists=options.tasklists,
+                all_tasklists=options.all_tasklists,
+                tasklist_completed=options.tasklist_completed,
                 full_refresh=options.full_refresh,
                 max_requests=options.max_requests,
                 **options.source_args,

@@ -21,7 +21,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dlt
 from dlt.sources import DltResource
@@ -29,6 +29,7 @@ from dlt.sources import DltResource
 from .client import ClientSettings
 from .control import current_run_control
 from .credentials import FeishuAppCredentials, FeishuCredentials, FeishuUserCredentials
+from .endpoints import parse_endpoint_limits
 from .errors import ConfigError, FatalError, FeishuError, TaskError
 from .resources import FollowerFetch, follower_resources
 from .retry import RetryPolicy
@@ -42,6 +43,7 @@ from .settings import (
     DEFAULT_MAX_SECONDS_PER_TASK,
     DEFAULT_TIMEOUT_SECONDS,
     FEISHU_BASE_URL,
+    FOLLOWERS_APIS,
     LARK_BASE_URL,
     USER_ID_TYPES,
 )
@@ -62,16 +64,21 @@ __all__ = [
 @dlt.source(name="feishu_tasks")
 def feishu_tasks(
     task_ids: Sequence[str] | None = None,
+    tasklists: Sequence[str] | None = None,
+    all_tasklists: bool = False,
+    tasklist_completed: bool | None = None,
     discover: bool = False,
     discover_lookback_seconds: int = 86_400,
     full_refresh: bool = False,
     max_requests: int | None = None,
     base_url: str = FEISHU_BASE_URL,
     user_id_type: str = "open_id",
+    followers_api: str = "v1",
     credentials: FeishuCredentials = dlt.secrets.value,
     concurrency: int = 32,
     max_rps: float = DEFAULT_MAX_RPS,
     max_rpm: float = DEFAULT_MAX_RPM,
+    endpoint_limits: Mapping[str, Sequence[float | None]] | None = None,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     max_pages_per_task: int = DEFAULT_MAX_PAGES_PER_TASK,
     max_seconds_per_task: float = DEFAULT_MAX_SECONDS_PER_TASK,
@@ -89,6 +96,12 @@ def feishu_tasks(
     Args:
         task_ids: Task ids (UUIDs). Malformed ids are recorded as ``invalid_task`` in
             ``task_fetch_status`` without a request; duplicates are fetched once.
+        tasklists: Task list guids (task v2): every task of these lists is fetched, and the
+            lists and their tasks are loaded (``tasklists``, ``tasklist_tasks``,
+            ``tasklist_fetch_status``). The way to read a team's tasks with an app: add the app
+            to the lists as a member (viewer is enough).
+        all_tasklists: Read every task list the credentials are a member of.
+        tasklist_completed: Only the completed (true) or open (false) tasks of the lists.
         discover: Also list the tasks the credentials can see and load them (``tasks``
             table) and their followers. Incremental: the newest ``update_time`` seen is kept
             in dlt state, and the next listing starts ``discover_lookback_seconds`` before it
@@ -101,6 +114,9 @@ def feishu_tasks(
             for Lark.
         user_id_type: Which id the follower ids are: ``open_id``, ``union_id`` or ``user_id``
             (``user_id`` needs the scope ``contact:user.employee_id:readonly``).
+        followers_api: ``v1`` (the follower list, 50 a page), ``v2`` (get task: one request a
+            task, user and app followers, ``member_type``), or ``auto`` (v1, and one v2 try
+            for a task from a list that v1 calls invalid).
         credentials: A self-built app's ``app_id`` and ``app_secret`` (the connector fetches and
             refreshes the tenant token), or a ``user_access_token``. From
             ``[sources.feishu_tasks.credentials]`` in secrets.toml or env vars like
@@ -109,6 +125,11 @@ def feishu_tasks(
             cover the latency: 50 requests/s at 0.2 s each need 10).
         max_rps: Requests per second ceiling (Feishu's task quota is 50; 0 switches it off).
         max_rpm: Requests per minute ceiling (Feishu's task quota is 1,000; 0 switches it off).
+            Both apply to each endpoint on its own, as Feishu counts them, and an endpoint
+            with a lower documented quota (get task v2: 10/s) is paced at that.
+        endpoint_limits: Per-endpoint ``[per second, per minute]`` (null: no limit) overriding
+            the above, e.g. ``{"get_task_v2": [20, 1000]}``; endpoints: ``followers_v1``,
+            ``list_tasks_v1``, ``tasklists_v2``, ``tasklist_tasks_v2``, ``get_task_v2``.
         timeout_seconds: Time allowed for one whole request (connect, send, and the whole
             answer, however slowly it arrives); past it the request is retried.
         max_pages_per_task: Pages one task may take (50 followers each) before it is recorded
@@ -126,6 +147,8 @@ def feishu_tasks(
     """
     if user_id_type not in USER_ID_TYPES:
         raise ConfigError(f"user_id_type must be one of {', '.join(USER_ID_TYPES)}, not {user_id_type!r}")
+    if followers_api not in FOLLOWERS_APIS:
+        raise ConfigError(f"followers_api must be one of {', '.join(FOLLOWERS_APIS)}, not {followers_api!r}")
     control = current_run_control()
     settings = ClientSettings(
         base_url=base_url.rstrip("/"),
@@ -135,6 +158,7 @@ def feishu_tasks(
         concurrency=max(1, int(concurrency)),
         max_rps=max_rps or None,
         max_rpm=max_rpm or None,
+        endpoint_limits=parse_endpoint_limits(endpoint_limits),
         timeout_seconds=timeout_seconds,
         max_pages_per_task=max_pages_per_task,
         max_seconds_per_task=max_seconds_per_task,
@@ -142,7 +166,16 @@ def feishu_tasks(
         max_listing_seconds=max_listing_seconds,
         retry=RetryPolicy(max_attempts=max(1, int(max_attempts)), backoff_base_seconds=backoff_base_seconds),
     )
-    plan = FetchPlan(list(task_ids or ()), user_id_type, discover=discover, max_requests=max_requests)
+    plan = FetchPlan(
+        list(task_ids or ()),
+        user_id_type,
+        tasklist_guids=list(tasklists or ()),
+        all_tasklists=all_tasklists,
+        tasklist_completed=tasklist_completed,
+        discover=discover,
+        followers_api=followers_api,
+        max_requests=max_requests,
+    )
     if control.rows_per_part:  # a part ends between batches: keep batches smaller than a part
         plan.batch_rows = max(1, min(plan.batch_rows, control.rows_per_part))
     fetch = FollowerFetch(plan, settings, control, discover_lookback_seconds, full_refresh)

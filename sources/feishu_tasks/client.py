@@ -16,10 +16,11 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from .auth import TenantToken, TokenSource, UserToken
+from .endpoints import FOLLOWERS, Endpoint
 from .errors import BadAnswersError, BudgetExhausted, FatalError
 from .pages import ListPage, PageError, PageParser
 from .pagination import PagingBounds
-from .ratelimit import PacingLimiter
+from .ratelimit import Pacing, PacingLimiter
 from .responses import (
     Fatal,
     Malformed,
@@ -91,7 +92,7 @@ class FeishuClient:
         self,
         http: HttpGetter,
         tokens: TokenSource,
-        limiter: PacingLimiter,
+        pacing: Pacing,
         retry: RetryPolicy,
         stats: FetchStats | None = None,
         max_requests: int | None = None,
@@ -102,27 +103,33 @@ class FeishuClient:
         self.max_requests = max_requests
         self.http = http
         self.tokens = tokens
-        self.limiter = limiter
+        self.pacing = pacing
         self.retry = retry
         self.stats = stats or FetchStats()
         self.task_bounds = task_bounds or ClientSettings("").task_bounds()
         self.listing_bounds = listing_bounds or ClientSettings("").listing_bounds()
         self.watch = FirstAnswersWatch(base_url or "the server")
 
-    async def get(self, path: str, params: dict[str, Any], parse: PageParser[T]) -> ListPage[T]:
-        """The checked page; raises a TaskError for this request, FatalError or BudgetExhausted."""
+    async def get(
+        self, path: str, params: dict[str, Any], parse: PageParser[T], endpoint: Endpoint = FOLLOWERS
+    ) -> ListPage[T]:
+        """The checked page; raises a TaskError for this request, FatalError or BudgetExhausted.
+
+        ``endpoint`` says whose quota the request counts against and how to read its errors.
+        """
         attempts = Attempts(self.retry)
+        limiter = self.pacing.limiter(endpoint)
         token_renewed = False
         while True:
-            token = await self._send_slot()
-            verdict = await self._ask(path, params, token, parse)
+            token = await self._send_slot(limiter)
+            verdict = await self._ask(path, params, token, parse, endpoint)
             match verdict:
                 case ListPage():
                     return verdict
                 case RateLimited():
                     self.stats.rate_limited += 1
-                    self.limiter.adapt(verdict.limit, verdict.reset_seconds)
-                    self.limiter.pause(attempts.after_rate_limit(verdict))
+                    limiter.adapt(verdict.limit, verdict.reset_seconds)
+                    limiter.pause(attempts.after_rate_limit(verdict))
                 case Transient() | Malformed():
                     await asyncio.sleep(attempts.after_failure(verdict))
                 case TokenRejected():
@@ -135,16 +142,16 @@ class FeishuClient:
                     raise FatalError(verdict.message)
             self.stats.retries += 1
 
-    async def _send_slot(self) -> str:
+    async def _send_slot(self, limiter: PacingLimiter) -> str:
         """Counts the request against the budget, waits for pacing, and returns the token to send."""
         if self.max_requests is not None and self.stats.sent >= self.max_requests:
             raise BudgetExhausted()
         self.stats.sent += 1  # counted before any await, so concurrent requests cannot overshoot
-        await self.limiter.acquire()
+        await limiter.acquire()
         return await self.tokens.get()
 
     async def _ask(
-        self, path: str, params: dict[str, Any], token: str, parse: PageParser[T]
+        self, path: str, params: dict[str, Any], token: str, parse: PageParser[T], endpoint: Endpoint
     ) -> ListPage[T] | Verdict:
         """One exchange: the checked page, or the verdict on what came back instead."""
         try:
@@ -155,7 +162,7 @@ class FeishuClient:
                 self.watch.note(failure)
             return failure
         self.stats.count_answer()
-        verdict = classify(reply.status, reply.headers, reply.body)
+        verdict = classify(reply.status, reply.headers, reply.body, endpoint.family)
         self.watch.note(verdict)
         return _checked(verdict, parse) if type(verdict) is Ok else verdict
 
@@ -194,6 +201,7 @@ class ClientSettings:
     concurrency: int = 32
     max_rps: float | None = 50.0
     max_rpm: float | None = 1000.0
+    endpoint_limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_pages_per_task: int = DEFAULT_MAX_PAGES_PER_TASK
     max_seconds_per_task: float = DEFAULT_MAX_SECONDS_PER_TASK
@@ -239,11 +247,11 @@ async def open_client(
                     "no credentials: set SOURCES__FEISHU_TASKS__APP_ID and SOURCES__FEISHU_TASKS__APP_SECRET "
                     "(or SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN), or put them in .dlt/secrets.toml"
                 )
-            limiter = PacingLimiter(settings.max_rps, settings.max_rpm)
+            pacing = Pacing(settings.max_rps, settings.max_rpm, settings.endpoint_limits)
             yield FeishuClient(
                 sharded,
                 tokens,
-                limiter,
+                pacing,
                 settings.retry,
                 stats,
                 max_requests,

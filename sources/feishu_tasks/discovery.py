@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .client import FeishuClient
+from .endpoints import LIST_TASKS
 from .errors import FatalError, TaskError
 from .pages import parse_tasks_page
 from .pagination import iter_pages
-from .settings import TASKS_PAGE_SIZE, TASKS_PATH
+from .settings import TASKS_PAGE_SIZE
 
 
 async def iter_task_pages(
@@ -23,7 +24,10 @@ async def iter_task_pages(
     if start_create_time is not None:
         params["start_create_time"] = str(int(start_create_time))
     try:
-        async for page in iter_pages(client, TASKS_PATH, params, parse_tasks_page, client.listing_bounds):
+        pages = iter_pages(
+            client, LIST_TASKS.path(), params, parse_tasks_page, client.listing_bounds, LIST_TASKS
+        )
+        async for page in pages:
             yield page.items
     except TaskError as exc:
         raise FatalError(f"listing tasks (--discover) failed: {exc}") from None

@@ -21,16 +21,19 @@ STATUS_TABLE = "task_fetch_status"
 log = logging.getLogger("feishu_tasks")
 
 
-def previous_last_ok() -> dict[str, datetime]:
-    """``last_ok_at`` per task from the active pipeline's destination; empty when there is none yet."""
+def previous_last_ok(table_name: str = STATUS_TABLE, key: str = "task_id") -> dict[str, datetime]:
+    """``last_ok_at`` per ``key`` from a status table at the active pipeline's destination.
+
+    Empty when there is none yet (``tasklist_fetch_status`` keeps lists' times the same way).
+    """
     pipeline = dlt.current.pipeline()
     if pipeline.destination is None:  # extracting without a destination: nothing to read
         return {}
     try:
         with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(STATUS_TABLE)
+            table = client.make_qualified_table_name(table_name)
             rows = client.execute_sql(
-                f"select task_id, max(last_ok_at) from {table} where last_ok_at is not null group by task_id"
+                f"select {key}, max(last_ok_at) from {table} where last_ok_at is not null group by {key}"
             )
     except (DatabaseUndefinedRelation, DestinationUndefinedEntity):  # nothing loaded yet
         return {}

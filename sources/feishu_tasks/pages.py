@@ -34,10 +34,11 @@ class PageError(ValueError):
 
 @dataclass(slots=True)
 class Follower:
-    """One item of the follower list: ``id`` and, rarely, an ``id_list``."""
+    """One follower: ``id`` and, rarely, an ``id_list`` (v1); its ``member_type`` (v2: user or app)."""
 
     id: str
     id_list: list[str] | None = None
+    member_type: str | None = None
 
 
 @dataclass(slots=True)
@@ -159,3 +160,56 @@ def parse_tasks_page(data: Any) -> ListPage[dict[str, Any]]:
     for index, item in enumerate(items):
         _non_empty_string(_object(item, index).get("id", MISSING), f"data.items[{index}].id")
     return ListPage(items, has_more, token)
+
+
+def _guid_items(data: Any) -> ListPage[dict[str, Any]]:
+    """A v2 list page whose items are objects, each with a non-empty string ``guid``."""
+    items, has_more, token = _list_fields(data)
+    for index, item in enumerate(items):
+        _non_empty_string(_object(item, index).get("guid", MISSING), f"data.items[{index}].guid")
+    return ListPage(items, has_more, token)
+
+
+def parse_tasklists_page(data: Any) -> ListPage[dict[str, Any]]:
+    """A page of ``GET /task/v2/tasklists``: task list objects, each with a ``guid``."""
+    return _guid_items(data)
+
+
+def parse_tasklist_tasks_page(data: Any) -> ListPage[dict[str, Any]]:
+    """A page of ``GET /task/v2/tasklists/{guid}/tasks``: task summaries, each with a ``guid``."""
+    return _guid_items(data)
+
+
+FOLLOWER_ROLE = "follower"
+
+
+def parse_task_followers_v2(data: Any) -> ListPage[Follower]:
+    """``GET /task/v2/tasks/{guid}`` as one page of followers: the members whose role is follower.
+
+    Every member must be an object with string ``id`` and ``role`` (``type``, if present, a
+    string): a member list that is not what the API documents fails the task, as a bad follower
+    page does, rather than being read in part.
+    """
+    if type(data) is not dict:
+        raise PageError("data is missing" if data is MISSING else f"data is {describe(data)}, not an object")
+    task = data.get("task", MISSING)
+    if type(task) is not dict:
+        raise PageError(f"data.task is {describe(task)}, not an object")
+    members = task.get("members", MISSING)
+    if members is MISSING:
+        members = []
+    elif type(members) is not list:
+        raise PageError(f"data.task.members is {describe(members)}, not a list")
+    followers: list[Follower] = []
+    for index, member in enumerate(members):
+        where = f"data.task.members[{index}]"
+        if type(member) is not dict:
+            raise PageError(f"{where} is {describe(member)}, not an object")
+        member_id = _non_empty_string(member.get("id", MISSING), f"{where}.id")
+        role = _non_empty_string(member.get("role", MISSING), f"{where}.role")
+        member_type = member.get("type")
+        if member_type is not None:
+            member_type = _non_empty_string(member_type, f"{where}.type")
+        if role == FOLLOWER_ROLE:
+            followers.append(Follower(member_id, member_type=member_type))
+    return ListPage(followers, False, "")

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .endpoints import Endpoint
 from .errors import ProtocolError
 from .pages import ListPage, PageParser
 
@@ -34,6 +35,7 @@ async def iter_pages(
     params: dict[str, Any],
     parse: PageParser[T],
     bounds: PagingBounds,
+    endpoint: Endpoint,
     clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[ListPage[T]]:
     """Every page until ``has_more`` is false; raises ProtocolError past the bounds.
@@ -47,7 +49,7 @@ async def iter_pages(
     pages = 0
     while True:
         query = dict(params, page_token=page_token) if page_token else params
-        page = await client.get(path, query, parse)
+        page = await client.get(path, query, parse, endpoint)
         pages += 1
         yield page
         if not page.has_more:

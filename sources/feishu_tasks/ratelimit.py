@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+
+from .endpoints import Endpoint
 
 
 class _Window:
@@ -108,3 +110,36 @@ class PacingLimiter:
                 self._minute.sent = old  # what was sent still counts
         elif not self.interval or self.interval < 1.0 / allowed:
             self.interval = 1.0 / allowed
+
+
+class Pacing:
+    """One limiter per endpoint: Feishu counts each endpoint's quota on its own.
+
+    An endpoint is paced at the lower of its documented quota (``endpoints.py``) and the run's
+    ``max_rps`` / ``max_rpm`` (0 or None: no limit of that kind on any endpoint), unless
+    ``overrides`` names it: ``{"get_task_v2": (10, 600)}``, None for no limit of that kind.
+    """
+
+    def __init__(
+        self,
+        max_rps: float | None,
+        max_rpm: float | None,
+        overrides: Mapping[str, tuple[float | None, float | None]] | None = None,
+    ) -> None:
+        self.max_rps, self.max_rpm = max_rps or None, max_rpm or None
+        self.overrides = dict(overrides or {})
+        self._limiters: dict[str, PacingLimiter] = {}
+
+    def limits(self, endpoint: Endpoint) -> tuple[float | None, float | None]:
+        """(per second, per minute) for ``endpoint``; None where there is no limit."""
+        if endpoint.name in self.overrides:
+            return self.overrides[endpoint.name]
+        per_second = min(endpoint.per_second, self.max_rps) if self.max_rps else None
+        per_minute = min(endpoint.per_minute, self.max_rpm) if self.max_rpm else None
+        return per_second, per_minute
+
+    def limiter(self, endpoint: Endpoint) -> PacingLimiter:
+        """The endpoint's limiter, made on first use (every request of the run shares it)."""
+        if endpoint.name not in self._limiters:
+            self._limiters[endpoint.name] = PacingLimiter(*self.limits(endpoint))
+        return self._limiters[endpoint.name]

@@ -24,8 +24,19 @@ from .bridge import iterate_in_thread
 from .client import ClientSettings
 from .control import RunControl
 from .known_tasks import previous_last_ok
-from .rows import TOMBSTONE, followers_table, id_list_table, status_table, task_row
+from .list_reading import TasklistDone, TasklistsListed
+from .rows import (
+    TOMBSTONE,
+    followers_table,
+    id_list_table,
+    status_table,
+    task_row,
+    tasklist_row,
+    tasklist_status_row,
+    tasklist_task_rows,
+)
 from .scheduler import DiscoveredTasks, DiscoveryDone, FetchPlan, FetchScheduler, OutcomeBatch
+from .task_lists import LIST_OK
 
 # A fetch replaces the follower set of every task it fetched, and leaves the others alone.
 REPLACE_PER_TASK: Any = {"disposition": "merge", "strategy": "delete-insert"}
@@ -59,11 +70,15 @@ class FollowerFetch:
         self.lookback_seconds, self.full_refresh = int(lookback_seconds), full_refresh
         self._items: Iterator[Any] | None = None
         self.previous_ok: Mapping[str, datetime] = {}
+        self.previous_list_ok: Mapping[str, datetime] = {}
         self.keeps_tombstones = True
 
     def _start(self) -> Iterator[Any]:
         """Read what the destination knows and the discover cursor, then start the fetch thread."""
-        self.previous_ok = {} if self.control.dry_run else previous_last_ok()
+        if not self.control.dry_run:
+            self.previous_ok = previous_last_ok()
+            if self.plan.reads_tasklists:
+                self.previous_list_ok = previous_last_ok("tasklist_fetch_status", "tasklist_guid")
         self.keeps_tombstones = _destination_merges()
         cursor = _discover_cursor()
         if self.plan.discover and not self.full_refresh and cursor.get("max_update_time"):
@@ -131,6 +146,77 @@ def _loadable(table: pa.Table, fetch: FollowerFetch) -> pa.Table:
     return _with_load_id(table)
 
 
+def _loadable_rows(rows: list[dict[str, Any]], fetch: FollowerFetch) -> list[dict[str, Any]]:
+    return rows if fetch.keeps_tombstones else [row for row in rows if not row[TOMBSTONE]]
+
+
+TIMESTAMP: Any = {"data_type": "timestamp", "timezone": True}
+TASKLIST_COLUMNS: Any = {
+    "guid": {"data_type": "text", "nullable": False},
+    **{name: {"data_type": "text"} for name in ("name", "creator_id", "owner_id", "url")},
+    **{name: dict(TIMESTAMP) for name in ("created_at", "updated_at", "archived_at")},
+}
+TASKLIST_TASK_COLUMNS: Any = {
+    **TOMBSTONE_COLUMN,
+    "tasklist_guid": {"data_type": "text", "nullable": False},
+    "task_guid": {"data_type": "text", "nullable": False},
+    "summary": {"data_type": "text"},
+    **{name: dict(TIMESTAMP) for name in ("completed_at", "due_at", "start_at")},
+    **{name: {"data_type": "bool"} for name in ("due_is_all_day", "start_is_all_day")},
+    "subtask_count": {"data_type": "bigint"},
+}
+TASKLIST_STATUS_COLUMNS: Any = {
+    "tasklist_guid": {"data_type": "text", "nullable": False},
+    "status": {"data_type": "text", "nullable": False},
+    **{name: {"data_type": "bigint"} for name in ("task_count", "pages", "error_code")},
+    **{name: {"data_type": "text"} for name in ("error_msg", "log_id")},
+    **{name: dict(TIMESTAMP) for name in ("fetched_at", "last_ok_at")},
+}
+
+
+def tasklist_resources(fetch_followers: DltResource, fetch: FollowerFetch) -> list[DltResource]:
+    """The task-list tables (task v2), over the same fetch."""
+
+    @dlt.transformer(
+        data_from=fetch_followers,
+        name="tasklists",
+        write_disposition=REPLACE_PER_TASK,
+        primary_key="guid",
+        columns=TASKLIST_COLUMNS,
+    )
+    def tasklists(item: Any) -> Iterator[list[dict[str, Any]]]:
+        """The task lists the credentials can see (those asked for, or all)."""
+        if isinstance(item, TasklistsListed):
+            yield [tasklist_row(tasklist) for tasklist in item.tasklists]
+
+    @dlt.transformer(
+        data_from=fetch_followers,
+        name="tasklist_tasks",
+        write_disposition=REPLACE_PER_TASK,
+        merge_key="tasklist_guid",
+        columns=TASKLIST_TASK_COLUMNS,
+    )
+    def tasklist_tasks(item: Any) -> Iterator[list[dict[str, Any]]]:
+        """The tasks of each list read whole, replaced per list (a task moved out leaves it)."""
+        if isinstance(item, TasklistDone) and item.outcome.status == LIST_OK:
+            outcome = item.outcome
+            yield _loadable_rows(tasklist_task_rows(outcome.guid, outcome.tasks), fetch)
+
+    @dlt.transformer(
+        data_from=fetch_followers,
+        name="tasklist_fetch_status",
+        write_disposition=REPLACE_PER_TASK,
+        primary_key="tasklist_guid",
+        columns=TASKLIST_STATUS_COLUMNS,
+    )
+    def tasklist_fetch_status(item: Any) -> Iterator[dict[str, Any]]:
+        """The latest outcome per list: ok, not_found, no_permission or failed."""
+        if isinstance(item, TasklistDone):
+            yield tasklist_status_row(item.outcome, fetch.previous_list_ok)
+
+    return [tasklists, tasklist_tasks, tasklist_fetch_status]
+
+
 def follower_resources(fetch: FollowerFetch) -> list[DltResource]:
     """The hidden fetch and one transformer per table."""
     user_id_type = fetch.plan.user_id_type
@@ -185,4 +271,11 @@ def follower_resources(fetch: FollowerFetch) -> list[DltResource]:
         if isinstance(item, DiscoveredTasks):
             yield [task_row(task) for task in item.tasks]
 
-    return [fetch_followers, task_followers, task_followers_id_list, task_fetch_status, tasks]
+    return [
+        fetch_followers,
+        task_followers,
+        task_followers_id_list,
+        task_fetch_status,
+        tasks,
+        *tasklist_resources(fetch_followers, fetch),
+    ]

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .endpoints import Family
 from .errors import ApiError, ProtocolError, RetriesExhausted, TaskError
 from .pages import MISSING
 from .settings import (
@@ -36,6 +37,7 @@ from .settings import (
     CODE_WRONG_TOKEN_TYPE,
     TOKEN_ERROR_CODES,
     TRANSIENT_CODES,
+    V2_TRANSIENT_CODES,
 )
 
 MAX_TEXT = 200  # characters of server text (msg, content type) kept in a message
@@ -137,8 +139,13 @@ WRONG_TOKEN_TYPE_MESSAGE = (
 )
 
 
-def classify(status: int, headers: Headers, body: bytes) -> Verdict:
-    """The verdict on one answer of a business endpoint."""
+def classify(status: int, headers: Headers, body: bytes, family: Family = "v1") -> Verdict:
+    """The verdict on one answer of a business endpoint of API ``family`` (v1 or v2).
+
+    The families share the envelope, the token codes and the rate limit; they differ in two
+    codes: 1470403 (v1: the token is of neither kind, fatal; v2: no permission on this task or
+    list) and the server error (v1: 1470605, v2: 1470500, both transient).
+    """
     envelope = _json_object(body)
     if type(envelope) is not dict or not _is_code(envelope.get("code")):
         return _not_an_envelope(status, headers, body, envelope)
@@ -153,9 +160,9 @@ def classify(status: int, headers: Headers, body: bytes) -> Verdict:
     msg = server_text(envelope.get("msg"))
     if code in TOKEN_ERROR_CODES:
         return TokenRejected(code, msg, log_id)
-    if code == CODE_WRONG_TOKEN_TYPE:
+    if code == CODE_WRONG_TOKEN_TYPE and family == "v1":
         return Fatal(WRONG_TOKEN_TYPE_MESSAGE.format(code=code))
-    if code in TRANSIENT_CODES or status >= 500:
+    if code in (TRANSIENT_CODES if family == "v1" else V2_TRANSIENT_CODES) or status >= 500:
         return Transient(f"HTTP {status}, code {code}: {msg}", code, log_id)
     return TaskFailed(ApiError(status, code, msg, log_id))
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from .followers import TaskOutcome
 from .settings import STATUS_OK
+from .task_lists import LIST_OK, TasklistOutcome
 
 TOMBSTONE = "_tombstone"
 
@@ -27,6 +28,7 @@ FOLLOWERS_SCHEMA = pa.schema(
         pa.field("task_id", pa.string(), nullable=False),
         pa.field("follower_id", pa.string(), nullable=False),
         pa.field("user_id_type", pa.string(), nullable=False),
+        pa.field("member_type", pa.string(), nullable=True),  # v2: user or app; v1: null
         pa.field("_dlt_id", pa.string(), nullable=False),
         pa.field(TOMBSTONE, pa.bool_(), nullable=False),
     ]
@@ -54,6 +56,7 @@ STATUS_SCHEMA = pa.schema(
         pa.field("error_msg", pa.string(), nullable=True),
         pa.field("log_id", pa.string(), nullable=True),
         pa.field("user_id_type", pa.string(), nullable=False),
+        pa.field("api", pa.string(), nullable=True),  # which API answered: v1, v2 (null: no request)
         pa.field("fetched_at", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("last_ok_at", pa.timestamp("us", tz="UTC"), nullable=True),
     ]
@@ -70,6 +73,7 @@ def followers_table(outcomes: Iterable[TaskOutcome], user_id_type: str) -> pa.Ta
     """Rows of ``task_followers`` for the successful tasks; a tombstone for each empty one."""
     task_ids: list[str] = []
     follower_ids: list[str] = []
+    member_types: list[str | None] = []
     ids: list[str] = []
     tombstones: list[bool] = []
     for outcome in outcomes:
@@ -78,15 +82,17 @@ def followers_table(outcomes: Iterable[TaskOutcome], user_id_type: str) -> pa.Ta
         if not outcome.followers:
             task_ids.append(outcome.task_id)
             follower_ids.append("")
+            member_types.append(None)
             ids.append(row_id(outcome.task_id, ""))
             tombstones.append(True)
         for follower in outcome.followers:
             task_ids.append(outcome.task_id)
             follower_ids.append(follower.id)
+            member_types.append(follower.member_type)
             ids.append(row_id(outcome.task_id, follower.id))
             tombstones.append(False)
     return pa.table(
-        [task_ids, follower_ids, [user_id_type] * len(task_ids), ids, tombstones],
+        [task_ids, follower_ids, [user_id_type] * len(task_ids), member_types, ids, tombstones],
         schema=FOLLOWERS_SCHEMA,
     )
 
@@ -136,6 +142,7 @@ def status_table(
             "error_msg": o.error_msg,
             "log_id": o.log_id,
             "user_id_type": user_id_type,
+            "api": o.api,
             "fetched_at": o.fetched_at,
             "last_ok_at": o.fetched_at if o.status == STATUS_OK else previous_ok.get(o.task_id),
         }
@@ -176,3 +183,103 @@ def _storable(task: dict[str, Any]) -> dict[str, Any]:
         text = json.dumps(task, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
         return dict(json.loads(text))
     return task
+
+
+# ---------------------------------------------------------------------------- task lists (v2)
+def unix_ms_to_timestamp(value: Any) -> datetime | None:
+    """v2's Unix milliseconds (a JSON string or number) → aware datetimes; 0, empty or absurd → None."""
+    if type(value) is bool:
+        return None
+    try:
+        millis = int(value) if type(value) in (int, float) else int(str(value).strip())
+        return datetime.fromtimestamp(millis / 1000, UTC) if millis > 0 else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _text(value: Any) -> str | None:
+    """A string field as stored: a string (storable), else null: never the repr of something else."""
+    if type(value) is not str:
+        return None
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _count(value: Any) -> int | None:
+    """A count sent as a JSON number or a string of digits (v2 is typed int, shown as strings)."""
+    if type(value) is int:
+        return value
+    if type(value) is str and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _member_id(member: Any) -> str | None:
+    return _text(member.get("id")) if type(member) is dict else None
+
+
+def _flag(value: Any) -> bool | None:
+    return value if type(value) is bool else None
+
+
+def tasklist_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A task list of ``GET /task/v2/tasklists``: ids of its creator and owner, times as timestamps."""
+    return {
+        "guid": str(item["guid"]),
+        "name": _text(item.get("name")),
+        "creator_id": _member_id(item.get("creator")),
+        "owner_id": _member_id(item.get("owner")),
+        "url": _text(item.get("url")),
+        "created_at": unix_ms_to_timestamp(item.get("created_at")),
+        "updated_at": unix_ms_to_timestamp(item.get("updated_at")),
+        "archived_at": unix_ms_to_timestamp(item.get("archive_msec")),
+    }
+
+
+def _when(value: Any) -> tuple[datetime | None, bool | None]:
+    """A v2 ``{timestamp, is_all_day}`` (due, start), or (None, None)."""
+    if type(value) is not dict:
+        return None, None
+    return unix_ms_to_timestamp(value.get("timestamp")), _flag(value.get("is_all_day"))
+
+
+def tasklist_task_rows(guid: str, tasks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``tasklist_tasks`` for one list that was read whole; a tombstone if it is empty.
+
+    The table is replaced per list (merge key ``tasklist_guid``): a task moved out of a list
+    leaves it, and an emptied list has no rows.
+    """
+    rows = []
+    for task in tasks:
+        due_at, due_all_day = _when(task.get("due"))
+        start_at, start_all_day = _when(task.get("start"))
+        rows.append(
+            {
+                "tasklist_guid": guid,
+                "task_guid": str(task["guid"]),
+                "summary": _text(task.get("summary")),
+                "completed_at": unix_ms_to_timestamp(task.get("completed_at")),
+                "due_at": due_at,
+                "due_is_all_day": due_all_day,
+                "start_at": start_at,
+                "start_is_all_day": start_all_day,
+                "subtask_count": _count(task.get("subtask_count")),
+                TOMBSTONE: False,
+            }
+        )
+    return rows or [{"tasklist_guid": guid, "task_guid": "", TOMBSTONE: True}]
+
+
+def tasklist_status_row(outcome: TasklistOutcome, previous_ok: Mapping[str, datetime]) -> dict[str, Any]:
+    """One ``tasklist_fetch_status`` row; a failure keeps the previous ``last_ok_at``."""
+    ok = outcome.status == LIST_OK
+    return {
+        "tasklist_guid": outcome.guid,
+        "status": outcome.status,
+        "task_count": len(outcome.tasks) if ok else None,
+        "pages": outcome.pages,
+        "error_code": outcome.error_code,
+        "error_msg": outcome.error_msg,
+        "log_id": outcome.log_id,
+        "fetched_at": outcome.fetched_at,
+        "last_ok_at": outcome.fetched_at if ok else previous_ok.get(outcome.guid),
+    }

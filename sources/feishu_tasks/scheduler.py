@@ -1,11 +1,12 @@
 """Which task is fetched when: the async side of one run's fetch.
 
-Order of work: the given ids, then the tasks a listing finds (``discover``), then the runner's
-stale sweep, each id once. ``concurrency`` workers take ids from a bounded queue; a task
-starts only while its expected requests fit under ``max_requests`` (``Admission``); finished
-outcomes are grouped into batches of about ``batch_rows`` rows (``Batcher``) and emitted to
-the thread bridge. When the runner asks to stop, no new task starts and the requests in flight
-are cancelled; what finished is still emitted.
+Order of work: the given ids, then the tasks of the task lists (``list_reading``), then the
+tasks a listing finds (``discover``), then the runner's stale sweep, each id once.
+``concurrency`` workers take ids from a bounded queue; a task starts only while its expected
+requests fit under ``max_requests`` (``Admission``); finished outcomes are grouped into
+batches of about ``batch_rows`` rows (``Batcher``) and emitted to the thread bridge. When the
+runner asks to stop, no new task starts and the requests in flight are cancelled; what finished
+is still emitted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .bridge import Emit
@@ -21,7 +22,9 @@ from .client import ClientSettings, open_client
 from .control import RunControl
 from .discovery import iter_task_pages
 from .errors import BudgetExhausted, FatalError
-from .followers import TaskOutcome, fetch_task_followers, invalid_outcome
+from .followers import TaskOutcome, fetch_task_followers, fetch_task_followers_v2, invalid_outcome
+from .list_reading import ListReading
+from .settings import CODE_INVALID_TASK
 from .task_ids import normalize_task_id, unique_in_order
 
 STOP_POLL_SECONDS = 0.1
@@ -33,10 +36,18 @@ class FetchPlan:
 
     task_ids: Iterable[str]
     user_id_type: str = "open_id"
+    tasklist_guids: list[str] = field(default_factory=list)
+    all_tasklists: bool = False
+    tasklist_completed: bool | None = None
     discover: bool = False
     discover_since: int | None = None  # Unix seconds: list tasks created from then on
+    followers_api: str = "v1"  # v1, v2 or auto (settings.FOLLOWERS_APIS)
     max_requests: int | None = None
     batch_rows: int = 20_000
+
+    @property
+    def reads_tasklists(self) -> bool:
+        return bool(self.tasklist_guids) or self.all_tasklists
 
 
 @dataclass
@@ -160,6 +171,8 @@ class FetchScheduler:
                 await self._finish(invalid_outcome(raw, "not a task id: a UUID was expected"), expected=0)
             else:
                 await self._enqueue(task_id, "given")
+        if self.plan.reads_tasklists:
+            await self._read_tasklists()
         if self.plan.discover:
             await self._discover()
         self.stats.listing_done = True
@@ -174,6 +187,30 @@ class FetchScheduler:
             self.stats.tasks_queued += 1
             self.stats.expected_requests += self.expected_pages.get(task_id, 1)
             await self._queue.put((task_id, reason))
+
+    async def _read_tasklists(self) -> None:
+        plan = self.plan
+        reading = ListReading(
+            self._client,
+            plan.user_id_type,
+            self._emit,
+            self._enqueue,
+            self._count_listing_request,
+            self.control.dry_run,
+        )
+        try:
+            await reading.run(plan.tasklist_guids, plan.all_tasklists, plan.tasklist_completed)
+        except BudgetExhausted:
+            return  # the cap is reached: the lists not read wait for a later run
+        if (why := reading.nothing_readable()) and not self._other_input():
+            raise FatalError(why)
+
+    def _other_input(self) -> bool:
+        return bool(self._seen) or self.plan.discover or bool(self.control.sweep_task_ids)
+
+    def _count_listing_request(self) -> None:
+        self._admission.listing_requests += 1
+        self.stats.listing_pages += 1
 
     async def _discover(self) -> None:
         """List the tasks the token can see; the cursor advances only after a complete listing."""
@@ -208,7 +245,7 @@ class FetchScheduler:
             self.stats.skipped_by_budget += 1
             return
         try:
-            outcome = await fetch_task_followers(self._client, task_id, self.plan.user_id_type)
+            outcome = await self._read_followers(task_id, reason)
         except BudgetExhausted:  # left for a later run: no outcome, no status row
             self.stats.skipped_by_budget += 1
             return
@@ -216,6 +253,16 @@ class FetchScheduler:
             self.stats.interrupted += 1
             raise
         await self._finish(outcome, expected)
+
+    async def _read_followers(self, task_id: str, reason: str) -> TaskOutcome:
+        """Through the API the plan names; ``auto`` tries v2 once for a list's task v1 calls invalid."""
+        api, user_id_type = self.plan.followers_api, self.plan.user_id_type
+        if api == "v2":
+            return await fetch_task_followers_v2(self._client, task_id, user_id_type)
+        outcome = await fetch_task_followers(self._client, task_id, user_id_type)
+        if api == "auto" and reason == "tasklist" and outcome.error_code == CODE_INVALID_TASK:
+            return await fetch_task_followers_v2(self._client, task_id, user_id_type)
+        return outcome
 
     async def _finish(self, outcome: TaskOutcome, expected: int) -> None:
         self.stats.count_outcome(outcome.status, len(outcome.followers))

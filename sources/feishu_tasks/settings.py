@@ -10,11 +10,14 @@ FEISHU_BASE_URL = "https://open.feishu.cn"
 LARK_BASE_URL = "https://open.larksuite.com"
 
 TENANT_TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
-TASKS_PATH = "/open-apis/task/v1/tasks"
-FOLLOWERS_PATH_TEMPLATE = "/open-apis/task/v1/tasks/{task_id}/followers"
 
 FOLLOWERS_PAGE_SIZE = 50  # the endpoint's maximum
 TASKS_PAGE_SIZE = 100  # the list-tasks endpoint's maximum
+TASKLIST_PAGE_SIZE = 100  # the maximum of both v2 list endpoints (task lists, a list's tasks)
+
+# Which API reads a task's followers: v1's follower list, v2's get task, or v1 and, for a task
+# from a task list that v1 calls invalid, one v2 try.
+FOLLOWERS_APIS = ("v1", "v2", "auto")
 
 USER_ID_TYPES = ("open_id", "union_id", "user_id")
 
@@ -48,6 +51,13 @@ TOKEN_REFRESHABLE_CODES = frozenset(
 )
 TOKEN_ERROR_CODES = TOKEN_REFRESHABLE_CODES | {CODE_USER_TOKEN_INVALID, CODE_USER_TOKEN_EXPIRED}
 TRANSIENT_CODES = frozenset({CODE_INTERNAL_ERROR})
+
+# Task v2 codes (docs/feishu-api.md, "Task v2"; the simulator's v2.py cites the pages).
+CODE_V2_BAD_PARAM = 1470400
+CODE_V2_NO_PERMISSION = 1470403
+CODE_V2_NOT_FOUND = 1470404
+CODE_V2_INTERNAL_ERROR = 1470500
+V2_TRANSIENT_CODES = frozenset({CODE_V2_INTERNAL_ERROR})
 
 # Outcomes recorded per task in ``task_fetch_status.status``.
 STATUS_OK = "ok"
