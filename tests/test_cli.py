@@ -275,7 +275,8 @@ def test_demo_command_builds_the_demo_database(tmp_path: Path) -> None:
         ["demo", "--duckdb", str(tmp_path / "demo.duckdb"), "--pipelines-dir", str(tmp_path / "p")], tmp_path
     )
     assert done.returncode == 0, done.stderr
-    assert "tasks: 302 (ok " in done.stdout  # 297 listed + 3 forbidden + 2 bad ids
+    assert "tasks: 300 (ok 294, invalid_task 3, no_permission 2, failed 1)" in done.stdout
+    assert "Task lists by outcome:" in done.stdout
     assert "Most-followed tasks:" in done.stdout and "Most active followers:" in done.stdout
     with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:
         statuses = dict(

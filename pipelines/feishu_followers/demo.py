@@ -1,7 +1,9 @@
 """``feishu-followers demo``: the whole pipeline against the bundled simulator.
 
 For people without a Feishu app: a simulated tenant with a realistic mix of tasks (many
-followers, none, forbidden, failing, malformed ids) and mild faults (429s, 5xx, HTML 502s).
+followers, none, forbidden, failing, malformed ids, tasks only task v2 knows), task lists (one
+the app may not read), and mild faults (429s, 5xx, HTML 502s). The run reads every task list the
+app belongs to and lists the tasks it can see, as a real scheduled load would.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ DEMO_APP_SECRET = "demo-secret"  # the simulator's own fake app, not a real cred
 
 def demo_world(tasks: int, seed: int) -> tuple[World, list[str]]:
     """The simulated tenant, and extra ids that discovery cannot find (forbidden, unknown, bad)."""
-    world = World.generate(tasks=tasks, seed=seed)
+    world = World.generate(tasks=tasks, seed=seed, v2_only=0.03)
     ids = world.task_ids()
     forbidden = ids[-3:]
     for task_id in forbidden:
@@ -39,13 +41,14 @@ def run_demo(
         rate_limit_fraction=0.02,
         error_500_fraction=0.02,
         html_502_fraction=0.01,
-        always_fail_tasks={world.task_ids()[0]},
+        always_fail_tasks={world.task_ids()[1]},
         seed=seed,
     )
     with Simulator(world, faults=faults, app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET) as sim:
         options = RunOptions(
             task_ids=extra_ids,
             discover=True,
+            all_tasklists=True,
             duckdb_path=duckdb_path,
             pipeline_name="feishu_tasks_demo",
             pipelines_dir=pipelines_dir,
@@ -54,6 +57,7 @@ def run_demo(
                 "base_url": sim.base_url,
                 "credentials": {"app_id": DEMO_APP_ID, "app_secret": DEMO_APP_SECRET},
                 "backoff_base_seconds": 0.05,
+                "followers_api": "auto",  # v1, and v2 for the list tasks that v1 does not know
             },
         )
         result = run(options)
@@ -66,16 +70,22 @@ def highlights(duckdb_path: str, dataset: str) -> str:
         outcomes = con.execute(
             f"select status, count(*) from {dataset}.task_fetch_status group by 1 order by 2 desc"
         ).fetchall()
+        lists = con.execute(
+            f"select status, count(*) from {dataset}.tasklist_fetch_status group by 1 order by 2 desc"
+        ).fetchall()
         top_tasks = con.execute(
-            f"""select f.task_id, any_value(t.summary), count(*) as n
+            f"""select f.task_id, any_value(coalesce(t.summary, l.summary)), count(distinct f.follower_id) n
                 from {dataset}.task_followers f left join {dataset}.tasks t on t.id = f.task_id
+                left join {dataset}.tasklist_tasks l on l.task_guid = f.task_id
                 group by 1 order by n desc, 1 limit 5"""
         ).fetchall()
         top_followers = con.execute(
             f"""select follower_id, count(*) as n from {dataset}.task_followers
                 group by 1 order by n desc, 1 limit 5"""
         ).fetchall()
-    lines = ["Tasks by outcome:"]
+    lines = ["Task lists by outcome:"]
+    lines += [f"  {status:<14} {count}" for status, count in lists]
+    lines.append("Tasks by outcome:")
     lines += [f"  {status:<14} {count}" for status, count in outcomes]
     lines.append("Most-followed tasks:")
     lines += [f"  {n:>4}  {task_id}  {summary or ''}" for task_id, summary, n in top_tasks]
