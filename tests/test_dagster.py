@@ -23,7 +23,15 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 RECIPE = REPO / "pipelines" / "feishu_dagster.py"
-TABLES = ("task_followers", "task_followers__id_list", "task_fetch_status", "tasks")
+TABLES = (
+    "task_followers",
+    "task_followers__id_list",
+    "task_fetch_status",
+    "tasks",
+    "tasklists",
+    "tasklist_tasks",
+    "tasklist_fetch_status",
+)
 
 
 @pytest.fixture

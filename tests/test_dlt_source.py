@@ -163,3 +163,19 @@ def test_example_pipeline_in_a_project_with_its_own_sources_folder(
             }
 
     assert snapshot(project / "feishu_followers.duckdb") == snapshot(tmp_path / "cli.duckdb")
+
+
+def test_the_stale_sweep_in_a_plain_pipeline(sim: Simulator, world: World, tmp_path: Path) -> None:
+    """Without the CLI (a Dagster asset, say): the known tasks are fetched again once stale."""
+    ids = world.task_ids()[:12]
+    pipeline = plain_pipeline(tmp_path)
+    pipeline.run(feishu_tasks(task_ids=ids, base_url=sim.base_url, credentials=CREDENTIALS))
+    changed = next(t for t in ids if world.followers(t))
+    world.add_follower(changed)
+    sim.reset_stats()
+    pipeline.run(feishu_tasks(stale_after_seconds=0, base_url=sim.base_url, credentials=CREDENTIALS))
+    assert sim.stats.as_dict()["by_endpoint"]["followers"] >= len(ids)
+    assert followers_in(tmp_path / "plain.duckdb") == truth(world, ids)
+    sim.reset_stats()
+    pipeline.run(feishu_tasks(stale_after_seconds=3600, base_url=sim.base_url, credentials=CREDENTIALS))
+    assert sim.stats.as_dict()["by_endpoint"].get("followers", 0) == 0  # nothing is an hour old

@@ -25,9 +25,9 @@ from dlt.destinations.sql_client import SqlClientBase
 from feishu_tasks.settings import STATUSES
 
 from .destination import destination_kind
+from .durations import parse_duration
 from .frames import to_frame
 from .relations import VIEW, dataset_relations, rolled_back
-from .selection import parse_duration
 from .views import STALE_AFTER
 
 

@@ -17,7 +17,7 @@ import dlt
 
 from feishu_tasks.errors import ConfigError, FatalError
 
-from .selection import parse_duration
+from .durations import parse_duration
 
 SECTION = "sources.feishu_tasks"
 

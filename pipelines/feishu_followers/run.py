@@ -22,6 +22,7 @@ from dlt.extract import DltSource
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
 from feishu_tasks.errors import FatalError
+from feishu_tasks.known_tasks import count_stale, estimated_requests
 from feishu_tasks.stats import FetchStats
 from feishu_tasks.task_ids import read_task_ids_file
 
@@ -39,7 +40,6 @@ from .housekeeping import prune_completed_packages
 from .lock import run_lock
 from .options import RunOptions
 from .post_load import after_load
-from .selection import count_stale, estimated_requests, stale_task_ids
 from .waiting import busy_reason, wait_while_busy
 
 T = TypeVar("T")
@@ -146,7 +146,9 @@ class Run:
         )
         if self.control.stop.is_set():
             return self.result
-        self.waiting(lambda: self.plan_sweep(pipeline), "reading which tasks are due")
+        self.control.dry_run = options.dry_run
+        self.control.rows_per_part = options.rows_per_load or None
+        stale_seconds = options.stale_after.total_seconds() if options.stale_after is not None else None
         with run_control(self.control):
             source = feishu_tasks(
                 task_ids=task_ids,
@@ -155,6 +157,7 @@ class Run:
                 all_tasklists=options.all_tasklists,
                 tasklist_completed=options.tasklist_completed,
                 full_refresh=options.full_refresh,
+                stale_after_seconds=stale_seconds,
                 max_requests=options.max_requests,
                 **options.source_args,
             )
@@ -164,26 +167,20 @@ class Run:
             while not self.control.finished:  # a big run is loaded in parts (rows_per_load)
                 self.load_part(pipeline, source)
             prune_completed_packages(pipeline)
-        if (stale_after := options.stale_after) is not None:
+        if (threshold := options.stale_after) is not None:
             self.result.stale_after_run = self.waiting(
-                lambda: count_stale(pipeline, stale_after), "counting stale tasks"
+                lambda: count_stale(pipeline, threshold), "counting stale tasks"
             )
         return self.result
 
-    def plan_sweep(self, pipeline: dlt.Pipeline) -> None:
-        """The stale sweep and, under --max-requests, what each known task is expected to cost."""
-        options, control = self.options, self.control
-        if options.stale_after is not None:
-            control.sweep_task_ids = stale_task_ids(pipeline, options.stale_after)
-        if options.max_requests:
-            control.expected_pages = estimated_requests(pipeline, list(control.sweep_task_ids))
-        control.dry_run = options.dry_run
-        control.rows_per_part = options.rows_per_load or None
-
     def dry_run(self, pipeline: dlt.Pipeline, source: DltSource) -> None:
         pipeline.activate()  # the fetch reads the discovery cursor from dlt state
-        for _ in source.resources["fetch_followers"]:
-            pass  # listing pages and invalid ids arrive as items; nothing is loaded
+
+        def plan() -> None:
+            for _ in source.resources["fetch_followers"]:
+                pass  # listing pages and invalid ids arrive as items; nothing is loaded
+
+        self.waiting(plan, "reading which tasks are due")
         self.result.planned = list(self.control.planned)
         self.result.planned_requests = self.waiting(
             lambda: estimated_requests(pipeline, [task for task, _ in self.control.planned]),
@@ -194,15 +191,21 @@ class Run:
         """Extract, normalize and load one part, then derive the history and views from it.
 
         dlt touches the destination before extracting (state sync) and while loading; the
-        source reads it once before its first request. If the file is busy at the load, the
-        fetched part is a normalized package: wait for the file and load that package.
+        source reads it once, before its first request. If the DuckDB file is busy then,
+        nothing is fetched yet: wait and start again. If it is busy at the load, the fetched
+        part is a normalized package: wait for the file and load that package.
         """
         try:
             info = pipeline.run(source)
         except Exception as exc:
-            if busy_reason(exc) is None or not pipeline.has_pending_data:
+            if busy_reason(exc) is None:
                 raise
-            info = self.waiting(lambda: _load_pending(pipeline), "loading what this run fetched")
+            if pipeline.has_pending_data:
+                info = self.waiting(lambda: _load_pending(pipeline), "loading what this run fetched")
+            elif self.control.stats.sent == 0:
+                info = self.waiting(lambda: pipeline.run(source), "reading what it already holds")
+            else:
+                raise
         self.result.load_ids += info.loads_ids
         _add_step_times(self.result.step_seconds, pipeline)
         self.waiting(lambda: after_load(pipeline), "updating the follow history and views")

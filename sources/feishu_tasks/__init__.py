@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import dlt
 from dlt.sources import DltResource
@@ -70,6 +71,7 @@ def feishu_tasks(
     discover: bool = False,
     discover_lookback_seconds: int = 86_400,
     full_refresh: bool = False,
+    stale_after_seconds: float | None = None,
     max_requests: int | None = None,
     base_url: str = FEISHU_BASE_URL,
     user_id_type: str = "open_id",
@@ -108,6 +110,10 @@ def feishu_tasks(
             (the list endpoint filters on create time only).
         discover_lookback_seconds: How far before the newest seen update a new listing starts.
         full_refresh: List every task again, ignoring the discover cursor.
+        stale_after_seconds: Also fetch again every task already loaded (``task_fetch_status``
+            at the destination) that was not seen whole for this long, oldest first: a
+            listing finds new tasks, this keeps the old ones current (a follower change may
+            not change a task's ``update_time``). Off by default.
         max_requests: Cap on this run's API requests (a free plan has a monthly quota). Tasks
             start in order while they fit; the rest waits for a later run.
         base_url: The API host: ``https://open.feishu.cn``, or ``https://open.larksuite.com``
@@ -178,5 +184,6 @@ def feishu_tasks(
     )
     if control.rows_per_part:  # a part ends between batches: keep batches smaller than a part
         plan.batch_rows = max(1, min(plan.batch_rows, control.rows_per_part))
-    fetch = FollowerFetch(plan, settings, control, discover_lookback_seconds, full_refresh)
+    stale_after = timedelta(seconds=stale_after_seconds) if stale_after_seconds is not None else None
+    fetch = FollowerFetch(plan, settings, control, discover_lookback_seconds, full_refresh, stale_after)
     return follower_resources(fetch)

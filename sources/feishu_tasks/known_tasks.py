@@ -1,43 +1,92 @@
 """What the destination already holds about tasks, read once when a fetch starts.
 
-A task that fails now must keep the ``last_ok_at`` of its last successful fetch, but the merge
-replaces its whole ``task_fetch_status`` row. So the source reads the previous values before
-it fetches anything: once, when nothing fetched can be lost if the destination is busy, rather
-than in the middle of the extraction. Written in SQL that any dlt SQL destination runs (the
-``max`` also reads the append-only copies a destination without merge keeps).
+- ``last_ok_at``: a task (or list) that fails now keeps the time of its last successful fetch,
+  but the merge replaces its whole status row, so the previous values are read first.
+- The stale sweep: known tasks not seen whole for a while, oldest first (``stale_after``).
+- What each known task cost last time (its follower count), so ``max_requests`` admits whole tasks.
+
+All of it is read before the first request, when nothing fetched can be lost if the destination
+is busy, and in SQL that any dlt SQL destination runs, through dlt's SQL client (the ``max``
+also reads the append-only copies that a destination without merge keeps). A destination
+without SQL, or one that holds nothing yet, knows nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dlt
 from dlt.common.destination.exceptions import DestinationUndefinedEntity, SqlClientNotAvailable
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from .settings import FOLLOWERS_PAGE_SIZE, STATUS_INVALID
+
 STATUS_TABLE = "task_fetch_status"
+# The last time a task was seen whole, or else last tried. Malformed and unknown ids are never
+# due again: fetching them cannot succeed.
+LAST_SEEN = "coalesce(last_ok_at, fetched_at)"
+SWEEPABLE = f"status <> '{STATUS_INVALID}'"
 
 log = logging.getLogger("feishu_tasks")
 
 
-def previous_last_ok(table_name: str = STATUS_TABLE, key: str = "task_id") -> dict[str, datetime]:
-    """``last_ok_at`` per ``key`` from a status table at the active pipeline's destination.
-
-    Empty when there is none yet (``tasklist_fetch_status`` keeps lists' times the same way).
-    """
-    pipeline = dlt.current.pipeline()
+def query_status(
+    pipeline: dlt.Pipeline, sql: str, *args: Any, table_name: str = STATUS_TABLE
+) -> list[tuple[Any, ...]]:
+    """``sql`` with ``{table}`` = the qualified status table; no rows when there is none (yet)."""
     if pipeline.destination is None:  # extracting without a destination: nothing to read
-        return {}
+        return []
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(table_name)
-            rows = client.execute_sql(
-                f"select {key}, max(last_ok_at) from {table} where last_ok_at is not null group by {key}"
-            )
+            return [tuple(row) for row in client.execute_sql(sql.format(table=table), *args) or ()]
     except (DatabaseUndefinedRelation, DestinationUndefinedEntity):  # nothing loaded yet
-        return {}
-    except SqlClientNotAvailable:  # a destination without SQL: nothing to keep
-        log.warning("the destination cannot be queried: a task that fails keeps no last_ok_at")
-        return {}
-    return {task_id: last_ok for task_id, last_ok in rows or ()}
+        return []
+    except SqlClientNotAvailable:  # a destination without SQL
+        log.warning("the destination cannot be queried: no last_ok_at kept, no stale sweep")
+        return []
+
+
+def previous_last_ok(
+    pipeline: dlt.Pipeline, table_name: str = STATUS_TABLE, key: str = "task_id"
+) -> dict[str, datetime]:
+    """``last_ok_at`` per ``key`` (``tasklist_fetch_status`` keeps lists' times the same way)."""
+    rows = query_status(
+        pipeline,
+        f"select {key}, max(last_ok_at) from {{table}} where last_ok_at is not null group by {key}",
+        table_name=table_name,
+    )
+    return {str(name): last_ok for name, last_ok in rows}
+
+
+def _cutoff(stale_after: timedelta) -> datetime:
+    return datetime.now(UTC) - stale_after
+
+
+def stale_task_ids(pipeline: dlt.Pipeline, stale_after: timedelta) -> list[str]:
+    """Known tasks not seen whole for longer than ``stale_after``, oldest first."""
+    rows = query_status(
+        pipeline,
+        f"select task_id from {{table}} where {SWEEPABLE} and {LAST_SEEN} < %s "
+        f"group by task_id order by min({LAST_SEEN}), task_id",
+        _cutoff(stale_after),
+    )
+    return [str(row[0]) for row in rows]
+
+
+def count_stale(pipeline: dlt.Pipeline, stale_after: timedelta) -> int:
+    """How many known tasks are stale now (for the summary)."""
+    rows = query_status(
+        pipeline,
+        f"select count(distinct task_id) from {{table}} where {SWEEPABLE} and {LAST_SEEN} < %s",
+        _cutoff(stale_after),
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+def estimated_requests(pipeline: dlt.Pipeline, task_ids: list[str]) -> dict[str, int]:
+    """Pages each task needed last time (1 when unknown): the follower endpoint's cost."""
+    known = dict(query_status(pipeline, "select task_id, max(follower_count) from {table} group by task_id"))
+    return {task_id: max(1, -(-int(known.get(task_id) or 0) // FOLLOWERS_PAGE_SIZE)) for task_id in task_ids}

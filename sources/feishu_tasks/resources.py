@@ -11,7 +11,7 @@ kind it makes a table of.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
@@ -23,7 +23,7 @@ from dlt.sources import DltResource
 from .bridge import iterate_in_thread
 from .client import ClientSettings
 from .control import RunControl
-from .known_tasks import previous_last_ok
+from .known_tasks import estimated_requests, previous_last_ok, stale_task_ids
 from .list_reading import TasklistDone, TasklistsListed
 from .rows import (
     TOMBSTONE,
@@ -65,9 +65,11 @@ class FollowerFetch:
         control: RunControl,
         lookback_seconds: int,
         full_refresh: bool,
+        stale_after: timedelta | None = None,
     ) -> None:
         self.plan, self.settings, self.control = plan, settings, control
         self.lookback_seconds, self.full_refresh = int(lookback_seconds), full_refresh
+        self.stale_after = stale_after
         self._items: Iterator[Any] | None = None
         self.previous_ok: Mapping[str, datetime] = {}
         self.previous_list_ok: Mapping[str, datetime] = {}
@@ -75,10 +77,15 @@ class FollowerFetch:
 
     def _start(self) -> Iterator[Any]:
         """Read what the destination knows and the discover cursor, then start the fetch thread."""
-        if not self.control.dry_run:
-            self.previous_ok = previous_last_ok()
+        pipeline, control = dlt.current.pipeline(), self.control
+        if not control.dry_run:
+            self.previous_ok = previous_last_ok(pipeline)
             if self.plan.reads_tasklists:
-                self.previous_list_ok = previous_last_ok("tasklist_fetch_status", "tasklist_guid")
+                self.previous_list_ok = previous_last_ok(pipeline, "tasklist_fetch_status", "tasklist_guid")
+        if self.stale_after is not None and not control.sweep_task_ids:
+            control.sweep_task_ids = stale_task_ids(pipeline, self.stale_after)
+        if self.plan.max_requests and control.sweep_task_ids and not control.expected_pages:
+            control.expected_pages = estimated_requests(pipeline, list(control.sweep_task_ids))
         self.keeps_tombstones = _destination_merges()
         cursor = _discover_cursor()
         if self.plan.discover and not self.full_refresh and cursor.get("max_update_time"):

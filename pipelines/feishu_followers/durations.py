@@ -1,0 +1,19 @@
+"""Durations as people write them in flags and config: ``90s``, ``15m``, ``6h``, ``7d``, ``2w``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from feishu_tasks.errors import ConfigError
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``6h``, ``7d``, ``2w`` or plain seconds."""
+    match = _DURATION.fullmatch(str(text))
+    if not match:
+        raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 7d)")
+    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
