@@ -103,7 +103,6 @@ class TenantToken:
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
         self._warned_expire = False
-        self.fetches = 0
 
     async def get(self) -> str:
         if self._token is not None and self._clock() < self._refresh_at:
@@ -134,7 +133,6 @@ class TenantToken:
             self._warn_unusable_expire()
         self._token = issued.token
         self._refresh_at = self._clock() + refresh_delay(lifetime)
-        self.fetches += 1
 
     async def _issue(self) -> TokenIssued:
         """A token from the endpoint, retried as the verdicts say; FatalError when none comes."""

@@ -24,7 +24,6 @@ LIST_OK = "ok"
 LIST_NOT_FOUND = "not_found"  # no such list (or a guid the API cannot parse)
 LIST_FORBIDDEN = "no_permission"  # the credentials are not a member of it
 LIST_FAILED = "failed"  # retries exhausted, a malformed answer, bounds reached
-LIST_STATUSES = (LIST_OK, LIST_NOT_FOUND, LIST_FORBIDDEN, LIST_FAILED)
 
 _LIST_STATUS_BY_CODE = {
     CODE_V2_NOT_FOUND: LIST_NOT_FOUND,
