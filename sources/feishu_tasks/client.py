@@ -177,6 +177,7 @@ async def open_client(
                     "(or SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN), or put them in .dlt/secrets.toml"
                 )
             limiter = PacingLimiter(settings.max_rps, settings.max_rpm)
+            stats.pacing = limiter.rules  # for the progress display's ETA and the summary
             yield FeishuClient(sharded, tokens, limiter, settings.retry, stats, max_requests)
     finally:
         await sharded.aclose()
