@@ -34,7 +34,8 @@ from .housekeeping import prune_completed_packages
 from .lock import run_lock
 from .options import RunOptions
 from .post_load import after_load
-from .selection import count_stale, estimated_requests, stale_task_ids
+from .selection import count_stale, estimated_requests, multi_page_tasks, stale_task_ids
+from .steps import StepCollector, dlt_log_collector
 from .waiting import busy_reason, wait_while_busy
 
 T = TypeVar("T")
@@ -100,9 +101,15 @@ def check_destination(duckdb_path: str, dataset: str) -> None:
         raise FatalError(f"cannot write the DuckDB file {duckdb_path}: {reason}") from None
 
 
-def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
-    """The dlt pipeline; ``dlt pipeline <name> info`` reads the same working folder."""
-    extra: dict[str, Any] = {"progress": dlt.progress.log(10, sys.stderr)} if progress else {}
+def make_pipeline(
+    options: RunOptions, progress: bool, on_step: Callable[[str, bool], None] | None = None
+) -> dlt.Pipeline:
+    """The dlt pipeline; ``dlt pipeline <name> info`` reads the same working folder.
+
+    ``progress``: dlt's own progress log (``--verbose``); else ``on_step`` hears of dlt's steps.
+    """
+    collector = dlt_log_collector() if progress else StepCollector(on_step) if on_step else None
+    extra: dict[str, Any] = {"progress": collector} if collector else {}
     credentials = DuckDbCredentials(str(Path(options.duckdb_path).resolve()))
     if options.duckdb_memory_limit:
         # DuckDB's default is 80% of RAM, and a merge of a big load takes what it can get
@@ -162,8 +169,7 @@ class Run:
         options = self.options
         self.waiting(lambda: check_destination(options.duckdb_path, options.dataset), "opening it")
         task_ids = self.waiting(lambda: collect_task_ids(options), "reading task ids from it")
-        progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
-        pipeline = make_pipeline(options, progress)
+        pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.control.on_step)
         self.result.completed_pending = self.waiting(
             lambda: finish_pending(pipeline), "loading what an earlier run fetched"
         )
@@ -191,12 +197,13 @@ class Run:
         return self.result
 
     def plan_sweep(self, pipeline: dlt.Pipeline) -> None:
-        """The stale sweep and, under --max-requests, what each known task is expected to cost."""
+        """The stale sweep, and what each known task is expected to cost."""
         options, control = self.options, self.control
         if options.stale_after is not None:
             control.sweep_task_ids = stale_task_ids(pipeline, options.stale_after)
-        if options.max_requests:
-            control.expected_pages = estimated_requests(pipeline, list(control.sweep_task_ids))
+        # What known tasks cost last time (1 when not listed): --max-requests admits whole tasks,
+        # the progress display counts the requests left.
+        control.expected_pages = multi_page_tasks(pipeline)
         control.dry_run = options.dry_run
         control.rows_per_part = options.rows_per_load or None
 
@@ -225,7 +232,8 @@ class Run:
             info = self.waiting(lambda: _load_pending(pipeline), "loading what this run fetched")
         self.result.load_ids += info.loads_ids
         _add_step_times(self.result.step_seconds, pipeline)
-        self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
+        with self.control.step("history and views"):
+            self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
 
 
 def _load_pending(pipeline: dlt.Pipeline) -> LoadInfo:
