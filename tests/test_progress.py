@@ -14,10 +14,11 @@ import json
 import pytest
 from rich.console import Console
 
-from feishu_followers.options import RunOptions
+from feishu_followers.options import RunOptions, parsed
 from feishu_followers.progress import Display, LineDisplay, LiveDisplay, display_for, duration, format_line
 from feishu_followers.run import RunResult
 from feishu_followers.summary import format_json, format_summary, summary_json
+from feishu_tasks.errors import ConfigError
 from feishu_tasks.ratelimit import PacingLimiter
 from feishu_tasks.stats import FetchStats
 
@@ -176,6 +177,12 @@ def test_a_fetch_cut_short_is_not_told_as_done() -> None:
     display.stop()
     assert "✗ fetch stopped at 99/3,000 tasks in 2s: 99 requests (retries 0)" in out.getvalue()
     assert "✓ fetched" not in out.getvalue()
+
+
+def test_progress_interval_is_a_duration() -> None:
+    assert parsed("progress_interval", "5m") == 300.0 and parsed("progress_interval", "0") == 0.0
+    with pytest.raises(ConfigError, match="SOURCES__FEISHU_TASKS__PROGRESS_INTERVAL"):
+        parsed("progress_interval", "often")
 
 
 def test_display_for_a_pipe_is_lines_and_quiet_is_nothing() -> None:

@@ -149,9 +149,8 @@ def _run(args: argparse.Namespace) -> int:
         except FatalError as exc:
             if stop.signum is None:
                 raise
-            stopped = f"stopped by {signal_name(stop.signum)}: {exc}"  # e.g. while waiting for the file
-            display.stop()
-            _say(stopped)
+            display.stop()  # before the line, which must be the last on screen
+            _say(f"stopped by {signal_name(stop.signum)}: {exc}")  # e.g. while waiting for the file
             return stop.exit_code
     stopped_by = signal_name(stop.signum) if stop.signum is not None else None
     if options.dry_run:
