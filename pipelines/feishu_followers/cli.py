@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any
@@ -116,9 +117,20 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     dest.add_argument(
         "--duckdb-memory-limit", metavar="SIZE", help="DuckDB's memory limit while loading (default 256MB)"
     )
-    parser.add_argument("--quiet", action="store_true", default=None, help="print nothing but errors")
-    parser.add_argument(
-        "--verbose", action="store_true", help="show dlt's progress log and, for a bug, the traceback"
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--quiet", action="store_true", default=None, help="print nothing but errors and a one-line outcome"
+    )
+    out.add_argument("--json", action="store_true", help="print the summary as one JSON object (stdout)")
+    out.add_argument(
+        "--progress-interval",
+        metavar="DURATION",
+        help="not on a terminal: a progress line this often (default 30s; 0 = none)",
+    )
+    out.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show dlt's progress log and Python warnings and, for a bug, the traceback",
     )
 
 
@@ -148,25 +160,36 @@ def _run(args: argparse.Namespace) -> int:
     from feishu_tasks.control import RunControl
 
     from .options import RunOptions
+    from .progress import display_for
     from .run import run
     from .signals import signal_name, stop_on_signals
-    from .summary import format_dry_run, format_summary
+    from .summary import format_dry_run, format_json, format_summary, not_ok_line
 
     options = RunOptions.resolve(vars(args))
     control = RunControl()
+    quiet_display = options.quiet or options.dry_run
+    display = display_for(control.stats, quiet_display, options.progress_interval)
+    control.on_step = display.on_step
     # A person at a terminal sees at once that the signal was heard; a log gets one line at the end.
-    with stop_on_signals(control, _say if sys.stderr.isatty() else lambda line: None) as stop:
+    heard = display.notify if sys.stderr.isatty() else lambda line: None
+    with display, stop_on_signals(control, heard) as stop:
         try:
-            result = run(options, control)
+            result = run(options, control, notify=display.notify)
         except FatalError as exc:
             if stop.signum is None:
                 raise
+            display.stop()  # before the line, which must be the last on screen
             _say(f"stopped by {signal_name(stop.signum)}: {exc}")  # e.g. while waiting for the file
             return stop.exit_code
+    stopped_by = signal_name(stop.signum) if stop.signum is not None else None
     if options.dry_run:
         print(format_dry_run(result))
+    elif args.json:
+        print(format_json(result, stopped_by), flush=True)
     elif not options.quiet:
-        print(format_summary(result))
+        print(format_summary(result), flush=True)
+    elif stop.signum is None and (not_ok := not_ok_line(result)):
+        _say(not_ok.strip())  # --quiet: the one-line outcome, only when something needs a look
     if stop.signum is None:
         return 0
     stats = result.stats
@@ -209,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # dlt logs every failed load job with its traceback (hundreds of lines for one full disk);
         # our one line says what failed. --verbose (or RUNTIME__LOG_LEVEL) brings dlt's log back.
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
+    if not sys.warnoptions and not getattr(args, "verbose", False):
+        warnings.simplefilter("ignore")  # dependencies' warnings are not for the person running us
     handlers: dict[str, Any] = {"run": _run, "demo": _demo}
     try:
         return handlers[args.command](args)

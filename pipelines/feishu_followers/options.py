@@ -88,6 +88,7 @@ PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "stale_after": (parse_duration, "a duration such as 90s, 15m, 6h or 7d"),
     "lock_timeout": (_seconds, "a duration such as 90s, 5m or 1h"),
     "discover_lookback": (_seconds, "a duration such as 6h or 1d"),
+    "progress_interval": (_seconds, "a duration such as 30s or 5m (0 = no progress lines)"),
 }
 
 
@@ -121,6 +122,8 @@ class RunOptions:
     pipelines_dir: str | None = None
     duckdb_memory_limit: str | None = "256MB"
     quiet: bool = False
+    verbose: bool = False  # dlt's own progress log, and a bug's traceback
+    progress_interval: float = 30.0  # seconds between progress lines when not on a terminal (0 = none)
     full_refresh: bool = False
     stale_after: timedelta | None = None
     max_requests: int | None = None
@@ -159,6 +162,8 @@ class RunOptions:
             pipelines_dir=pick("pipelines_dir", None),
             duckdb_memory_limit=pick("duckdb_memory_limit", cls.duckdb_memory_limit) or None,
             quiet=bool(flags.get("quiet")) or typed("quiet", False),
+            verbose=bool(flags.get("verbose")),
+            progress_interval=typed("progress_interval", cls.progress_interval),
             full_refresh=bool(flags.get("full_refresh")),
             stale_after=typed("stale_after", None),
             max_requests=typed("max_requests", None),

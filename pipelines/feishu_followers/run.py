@@ -40,6 +40,7 @@ from .housekeeping import prune_completed_packages
 from .lock import run_lock
 from .options import RunOptions
 from .post_load import after_load
+from .steps import StepCollector, dlt_log_collector
 from .waiting import busy_reason, wait_while_busy
 
 T = TypeVar("T")
@@ -79,9 +80,15 @@ def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
     return ids
 
 
-def make_pipeline(options: RunOptions, progress: bool) -> dlt.Pipeline:
-    """The dlt pipeline; ``dlt pipeline <name> info`` reads the same working folder."""
-    extra: dict[str, Any] = {"progress": dlt.progress.log(10, sys.stderr)} if progress else {}
+def make_pipeline(
+    options: RunOptions, progress: bool, on_step: Callable[[str, bool], None] | None = None
+) -> dlt.Pipeline:
+    """The dlt pipeline; ``dlt pipeline <name> info`` reads the same working folder.
+
+    ``progress``: dlt's own progress log (``--verbose``); else ``on_step`` hears of dlt's steps.
+    """
+    collector = dlt_log_collector() if progress else StepCollector(on_step) if on_step else None
+    extra: dict[str, Any] = {"progress": collector} if collector else {}
     pipeline = dlt.pipeline(
         pipeline_name=options.pipeline_name,
         destination=make_destination(options),
@@ -135,8 +142,7 @@ class Run:
 
     def execute(self) -> RunResult:
         options = self.options
-        progress = not options.quiet and not options.dry_run and sys.stderr.isatty()
-        pipeline = make_pipeline(options, progress)
+        pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.control.on_step)
         self.waiting(lambda: check_writable(pipeline, options), "opening it")
         task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
         if (note := skipped_steps_note(pipeline)) and not options.quiet:
@@ -208,7 +214,8 @@ class Run:
                 raise
         self.result.load_ids += info.loads_ids
         _add_step_times(self.result.step_seconds, pipeline)
-        self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
+        with self.control.step("history and views"):
+            self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
 
 
 def _load_pending(pipeline: dlt.Pipeline) -> LoadInfo:

@@ -1,11 +1,65 @@
-"""The lines a run prints when it ends."""
+"""What a run prints when it ends: a few greppable lines, or one JSON object for a scheduler."""
 
 from __future__ import annotations
 
-from feishu_tasks.settings import STATUSES
+import json
+from typing import Any
+
+from feishu_tasks.settings import DEFAULT_MAX_RPM, DEFAULT_MAX_RPS, STATUS_OK, STATUSES
+from feishu_tasks.stats import FetchStats
 
 from .destination import describe
+from .eta import paced_by
 from .run import RunResult
+
+
+def fetch_seconds(stats: FetchStats) -> float | None:
+    """How long the fetch took, or None if it never ran."""
+    return stats.finished_at - stats.started_at if stats.finished_at is not None else None
+
+
+def pacing_used(stats: FetchStats) -> tuple[str, float] | None:
+    """The limit that made the fetch as long as it was (``--max-rpm`` / ``--max-rps``) and its rate."""
+    seconds, rules = fetch_seconds(stats), stats.pacing
+    if seconds is None or rules is None:
+        return None
+    limit = paced_by(stats.requests, seconds, rules)
+    if limit == "max_rpm" and rules.max_rpm:
+        return "--max-rpm", rules.max_rpm / 60
+    if limit == "max_rps" and rules.max_rps:
+        return "--max-rps", rules.max_rps
+    return None
+
+
+def pacing_line(stats: FetchStats) -> str | None:
+    """``paced at 16.7 req/s: Feishu's 1,000/min quota; see --max-rpm``, when the pacing held the run."""
+    used = pacing_used(stats)
+    if used is None or stats.pacing is None:
+        return None
+    flag, rate = used
+    configured = stats.pacing.max_rpm if flag == "--max-rpm" else stats.pacing.max_rps
+    quota, unit = (DEFAULT_MAX_RPM, "min") if flag == "--max-rpm" else (DEFAULT_MAX_RPS, "s")
+    if configured == quota:
+        return f"  paced at {round(rate, 1):g} req/s: Feishu's {quota:,g}/{unit} quota; see {flag}"
+    return f"  paced at {round(rate, 1):g} req/s: {flag} {configured:g} (Feishu's quota: {quota:,g}/{unit})"
+
+
+def not_ok_line(result: RunResult) -> str | None:
+    """Where to look when tasks did not load: the status table, with the query."""
+    stats = result.stats
+    not_ok = sum(count for status, count in stats.tasks_by_status.items() if status != STATUS_OK)
+    if not not_ok:
+        return None
+    table = f"{result.options.dataset}.task_fetch_status"
+    return f"  next: {not_ok} task(s) not ok; see select * from {table} where status <> 'ok'"
+
+
+def _tasklists_line(stats: FetchStats) -> list[str]:
+    lists = stats.tasklists_by_status
+    if not lists:
+        return []
+    counts = ", ".join(f"{status} {count}" for status, count in sorted(lists.items()))
+    return [f"  task lists: {sum(lists.values())} ({counts})"]
 
 
 def format_summary(result: RunResult) -> str:
@@ -15,6 +69,7 @@ def format_summary(result: RunResult) -> str:
     lines = [
         f"feishu-followers: loaded into {describe(result.options)} "
         f"(dataset {result.options.dataset}) in {result.elapsed_seconds:.1f} s",
+        *_tasklists_line(stats),
         f"  tasks: {sum(stats.tasks_by_status.values())} ({by_status})",
         f"  followers loaded: {stats.followers} (in {len(result.load_ids)} dlt load(s))",
         f"  requests: {stats.requests} (retries {stats.retries}, rate limited {stats.rate_limited}, "
@@ -31,7 +86,45 @@ def format_summary(result: RunResult) -> str:
         lines.append(f"  stale tasks now: {result.stale_after_run}")
     if result.completed_pending:
         lines.append("  note: first completed the load left pending by an interrupted run")
+    lines += [line for line in (pacing_line(stats), not_ok_line(result)) if line]
     return "\n".join(lines)
+
+
+def summary_json(result: RunResult, stopped_by: str | None = None) -> dict[str, Any]:
+    """The summary as data for a scheduler (``--json``); docs/progress.md lists the fields."""
+    stats = result.stats
+    rules = stats.pacing
+    used = pacing_used(stats)
+    seconds = fetch_seconds(stats)
+    return {
+        "duckdb": result.options.duckdb_path,
+        "dataset": result.options.dataset,
+        "elapsed_seconds": round(result.elapsed_seconds, 3),
+        "fetch_seconds": None if seconds is None else round(seconds, 3),
+        "stopped_by": stopped_by,
+        "tasks": {"total": stats.tasks_done, **{s: stats.tasks_by_status.get(s, 0) for s in STATUSES}},
+        "not_fetched": {"max_requests": stats.skipped_by_budget, "stopped": stats.interrupted},
+        "followers": stats.followers,
+        "requests": stats.requests,
+        "retries": stats.retries,
+        "rate_limited": stats.rate_limited,
+        "token_refreshes": stats.token_refreshes,
+        "load_ids": list(result.load_ids),
+        "pacing": {
+            "max_rps": rules.max_rps if rules else None,
+            "max_rpm": rules.max_rpm if rules else None,
+            "paced_by": used[0].lstrip("-").replace("-", "_") if used else None,
+            "paced_rps": round(used[1], 3) if used else None,
+        },
+        "step_seconds": {name: round(value, 3) for name, value in result.step_seconds.items()},
+        "stale_after_run": result.stale_after_run,
+        "completed_pending": result.completed_pending,
+    }
+
+
+def format_json(result: RunResult, stopped_by: str | None = None) -> str:
+    """One line of JSON: ``summary_json``."""
+    return json.dumps(summary_json(result, stopped_by), separators=(",", ":"))
 
 
 def format_dry_run(result: RunResult) -> str:

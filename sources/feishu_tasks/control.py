@@ -3,14 +3,15 @@
 A dlt user never sees this. Our runner (``feishu_followers.run``) creates a ``RunControl`` and
 calls the source inside ``run_control(control)``; the source picks it up when called. Through
 it the runner adds the stale sweep, reads live counters, asks for a dry run, loads a big run
-in parts, and stops a run early (Ctrl-C, SIGTERM) without losing what was fetched.
+in parts, stops a run early (Ctrl-C, SIGTERM) without losing what was fetched, and tells a
+progress display which step of the run is under way.
 Without a runner every field keeps its default: fetch everything, load it in one go.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -37,6 +38,17 @@ class RunControl:
     stop: threading.Event = field(default_factory=threading.Event)
     # Set by the source when every task of the run has been handed to dlt.
     finished: bool = False
+    # Told when a step after the fetch starts (True) and ends (False): normalize, load, history.
+    on_step: Callable[[str, bool], None] = field(default=lambda step, started: None)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Tell ``on_step`` that the step ``name`` runs while the block does."""
+        self.on_step(name, True)
+        try:
+            yield
+        finally:
+            self.on_step(name, False)
 
 
 _current: ContextVar[RunControl | None] = ContextVar("feishu_tasks_run_control", default=None)

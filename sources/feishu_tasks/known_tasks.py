@@ -86,6 +86,16 @@ def count_stale(pipeline: dlt.Pipeline, stale_after: timedelta) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+def multi_page_tasks(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Known tasks that needed more than one page last time, and how many (the rest need one)."""
+    rows = query_status(
+        pipeline,
+        "select task_id, max(follower_count) from {table} where follower_count > %s group by task_id",
+        FOLLOWERS_PAGE_SIZE,
+    )
+    return {str(task_id): -(-int(count) // FOLLOWERS_PAGE_SIZE) for task_id, count in rows}
+
+
 def estimated_requests(pipeline: dlt.Pipeline, task_ids: list[str]) -> dict[str, int]:
     """Pages each task needed last time (1 when unknown): the follower endpoint's cost."""
     known = dict(query_status(pipeline, "select task_id, max(follower_count) from {table} group by task_id"))

@@ -53,6 +53,7 @@ class ListReading:
         self.emit, self.enqueue, self.count_listing_request = emit, enqueue, count_listing_request
         self.dry_run = dry_run
         self.outcomes: list[TasklistOutcome] = []
+        self.by_status: dict[str, int] = {}  # the run's FetchStats.tasklists_by_status
 
     async def run(self, guids: list[str], all_tasklists: bool, completed: bool | None) -> None:
         """Read the lists; raises BudgetExhausted when the run's request cap stops it."""
@@ -95,6 +96,7 @@ class ListReading:
 
     async def _done(self, outcome: TasklistOutcome) -> None:
         self.outcomes.append(outcome)
+        self.by_status[outcome.status] = self.by_status.get(outcome.status, 0) + 1
         if not self.dry_run:
             await self.emit(TasklistDone(outcome))
 

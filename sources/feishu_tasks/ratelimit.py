@@ -19,8 +19,20 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from .endpoints import Endpoint
+
+
+@dataclass(frozen=True)
+class PacingRules:
+    """The limits a limiter enforces: what a progress display needs to predict its sends."""
+
+    max_rps: float | None  # as configured (None = off)
+    max_rpm: float | None
+    interval: float  # seconds between two sends, after headroom (0 = no per-second limit)
+    minute_limit: int | None  # sends allowed in any ``window_seconds``, after headroom (None = off)
+    window_seconds: float  # the minute window's span: 60 s plus the slack
 
 
 class _Window:
@@ -56,6 +68,7 @@ class PacingLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._configured = (max_rps or None, max_rpm or None)
         self._clock = clock
         self._sleep = sleep
         self._headroom = headroom
@@ -73,6 +86,16 @@ class PacingLimiter:
     def minute_limit(self) -> int | None:
         """Requests allowed in any 60 s (after headroom), or None without a per-minute limit."""
         return self._minute.limit if self._minute else None
+
+    @property
+    def rules(self) -> PacingRules:
+        """The limits in force now (``adapt`` may have lowered them since)."""
+        return PacingRules(
+            *self._configured,
+            interval=self.interval,
+            minute_limit=self.minute_limit,
+            window_seconds=self._minute.span if self._minute else 60.0 + self._slack,
+        )
 
     async def acquire(self) -> None:
         """Wait until one more request fits both limits, then count it as sent."""

@@ -23,7 +23,7 @@ from dlt.sources import DltResource
 from .bridge import iterate_in_thread
 from .client import ClientSettings
 from .control import RunControl
-from .known_tasks import estimated_requests, previous_last_ok, stale_task_ids
+from .known_tasks import multi_page_tasks, previous_last_ok, stale_task_ids
 from .list_reading import TasklistDone, TasklistsListed
 from .rows import (
     TOMBSTONE,
@@ -84,8 +84,8 @@ class FollowerFetch:
                 self.previous_list_ok = previous_last_ok(pipeline, "tasklist_fetch_status", "tasklist_guid")
         if self.stale_after is not None and not control.sweep_task_ids:
             control.sweep_task_ids = stale_task_ids(pipeline, self.stale_after)
-        if self.plan.max_requests and control.sweep_task_ids and not control.expected_pages:
-            control.expected_pages = estimated_requests(pipeline, list(control.sweep_task_ids))
+        if not control.expected_pages:  # --max-requests admits whole tasks; the display counts what is left
+            control.expected_pages = multi_page_tasks(pipeline)
         self.keeps_tombstones = _destination_merges()
         cursor = _discover_cursor()
         if self.plan.discover and not self.full_refresh and cursor.get("max_update_time"):

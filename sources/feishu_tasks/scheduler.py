@@ -1,18 +1,21 @@
 """Which task is fetched when: the async side of one run's fetch.
 
 Order of work: the given ids, then the tasks of the task lists (``list_reading``), then the
-tasks a listing finds (``discover``), then the runner's stale sweep, each id once.
-``concurrency`` workers take ids from a bounded queue; a task starts only while its expected
-requests fit under ``max_requests`` (``Admission``); finished outcomes are grouped into
-batches of about ``batch_rows`` rows (``Batcher``) and emitted to the thread bridge. When the
-runner asks to stop, no new task starts and the requests in flight are cancelled; what finished
-is still emitted.
+tasks a listing finds (``discover``), then the stale sweep, each id once. The listings run
+beside the fetch, ahead of it, so the run's total (``FetchStats.tasks_queued``) is known early,
+not only when the fetch nears its end; the ids they find wait in a plain queue (each is held in
+the set of seen ids anyway). ``concurrency`` workers take ids from a bounded queue; a task
+starts only while its expected requests fit under ``max_requests`` (``Admission``); finished
+outcomes are grouped into batches of about ``batch_rows`` rows (``Batcher``) and emitted to the
+thread bridge. When the runner asks to stop, no new task starts and the requests in flight are
+cancelled; what finished is still emitted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +24,7 @@ from .bridge import Emit
 from .client import ClientSettings, open_client
 from .control import RunControl
 from .discovery import iter_task_pages
+from .endpoints import FOLLOWERS, GET_TASK
 from .errors import BudgetExhausted, FatalError
 from .followers import TaskOutcome, fetch_task_followers, fetch_task_followers_v2, invalid_outcome
 from .list_reading import ListReading
@@ -145,6 +149,7 @@ class FetchScheduler:
         self.stats = control.stats
         self.expected_pages: Mapping[str, int] = control.expected_pages
         self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=settings.concurrency * 4)
+        self._listed: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()  # ends with None
         self._seen: set[str] = set()
         self._admission = Admission(plan.max_requests)
 
@@ -152,52 +157,91 @@ class FetchScheduler:
         """Fetch every task of the plan, emitting batches of outcomes (and listing pages)."""
         self._emit = emit
         self._batcher = Batcher(emit, self.plan.batch_rows)
-        async with open_client(self.settings, self.stats, self.plan.max_requests) as client:
-            self._client = client
-            try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(self._feed())]
-                    tasks += [group.create_task(self._work()) for _ in range(self.settings.concurrency)]
-                    group.create_task(self._cancel_when_stopped(tasks, closed))
-            except BaseExceptionGroup as errors:  # one worker's fatal error ends the run: say which
-                raise _first_cause(errors) from None
+        self.stats.started_at = time.monotonic()
+        given = self._accept_given()  # before the listing starts: a given id is never "discovered"
+        try:
+            async with open_client(self.settings, self.stats, self.plan.max_requests) as client:
+                self._client = client
+                # the display's ETA follows the endpoint that reads the followers
+                followers_endpoint = GET_TASK if self.plan.followers_api == "v2" else FOLLOWERS
+                self.stats.pacing = client.pacing.limiter(followers_endpoint).rules
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        tasks = [group.create_task(self._list()), group.create_task(self._feed(given))]
+                        tasks += [group.create_task(self._work()) for _ in range(self.settings.concurrency)]
+                        group.create_task(self._cancel_when_stopped(tasks, closed))
+                except BaseExceptionGroup as errors:  # one worker's fatal error ends the run: say which
+                    raise _first_cause(errors) from None
+        finally:
+            self.stats.finished_at = time.monotonic()
         await self._batcher.flush()
 
     # ------------------------------------------------------------------ feeding ids
-    async def _feed(self) -> None:
+    def _accept_given(self) -> list[tuple[str, str] | TaskOutcome]:
+        """The given ids, counted into the run's total at once; a malformed one is its outcome."""
+        given: list[tuple[str, str] | TaskOutcome] = []
         for raw in unique_in_order(self.plan.task_ids):
             task_id = normalize_task_id(raw)
             if task_id is None:
-                await self._finish(invalid_outcome(raw, "not a task id: a UUID was expected"), expected=0)
+                self.stats.tasks_queued += 1
+                given.append(invalid_outcome(raw, "not a task id: a UUID was expected"))
+            elif self._accept(task_id):
+                given.append((task_id, "given"))
+        return given
+
+    def _accept(self, task_id: str) -> bool:
+        """Count a task into the run's total, once; False if it is in the run already."""
+        if task_id in self._seen:
+            return False
+        self._seen.add(task_id)
+        self.stats.tasks_queued += 1
+        self.stats.expected_requests += self.expected_pages.get(task_id, 1)
+        return True
+
+    async def _list(self) -> None:
+        """The task lists, the listing, then the stale sweep, into ``_listed``: ahead of the fetch."""
+        try:
+            if self.plan.reads_tasklists:
+                await self._read_tasklists()
+            if self.plan.discover:
+                await self._discover()
+            for task_id in self.control.sweep_task_ids:
+                self._list_one(task_id, "stale")
+            self.stats.listing_done = True
+        finally:
+            self._listed.put_nowait(None)
+
+    async def _feed(self, given: list[tuple[str, str] | TaskOutcome]) -> None:
+        """Hand the workers the given ids, then what the listing and the sweep found, in order."""
+        for item in given:
+            if isinstance(item, TaskOutcome):
+                await self._finish(item, expected=0)
             else:
-                await self._enqueue(task_id, "given")
-        if self.plan.reads_tasklists:
-            await self._read_tasklists()
-        if self.plan.discover:
-            await self._discover()
-        self.stats.listing_done = True
-        for task_id in self.control.sweep_task_ids:
-            await self._enqueue(task_id, "stale")
+                await self._queue.put(item)
+        while (listed := await self._listed.get()) is not None:
+            await self._queue.put(listed)
         for _ in range(self.settings.concurrency):
             await self._queue.put(None)
 
-    async def _enqueue(self, task_id: str, reason: str) -> None:
-        if task_id not in self._seen:
-            self._seen.add(task_id)
-            self.stats.tasks_queued += 1
-            self.stats.expected_requests += self.expected_pages.get(task_id, 1)
-            await self._queue.put((task_id, reason))
+    def _list_one(self, task_id: str, reason: str) -> None:
+        if self._accept(task_id):
+            self._listed.put_nowait((task_id, reason))
 
     async def _read_tasklists(self) -> None:
         plan = self.plan
+
+        async def enqueue(task_id: str, reason: str) -> None:
+            self._list_one(task_id, reason)
+
         reading = ListReading(
             self._client,
             plan.user_id_type,
             self._emit,
-            self._enqueue,
+            enqueue,
             self._count_listing_request,
             self.control.dry_run,
         )
+        reading.by_status = self.stats.tasklists_by_status
         try:
             await reading.run(plan.tasklist_guids, plan.all_tasklists, plan.tasklist_completed)
         except BudgetExhausted:
@@ -224,8 +268,9 @@ class FetchScheduler:
                     await self._emit(DiscoveredTasks(tasks))
                 for task in tasks:
                     newest = max(newest or 0, _int_or_zero(task.get("update_time")))
-                    if task_id := normalize_task_id(str(task.get("id", ""))):
-                        await self._enqueue(task_id, "discovered")
+                    task_id = normalize_task_id(str(task.get("id", "")))
+                    if task_id and self._accept(task_id):
+                        self._listed.put_nowait((task_id, "discovered"))
         except BudgetExhausted:
             await self._emit(DiscoveryDone(newest, complete=False))
             return
@@ -267,6 +312,7 @@ class FetchScheduler:
     async def _finish(self, outcome: TaskOutcome, expected: int) -> None:
         self.stats.count_outcome(outcome.status, len(outcome.followers))
         self.stats.expected_requests_done += expected
+        self.stats.task_requests_done += outcome.pages or (1 if expected else 0)  # a refusal took one
         await self._batcher.add(outcome)
 
     async def _cancel_when_stopped(self, tasks: list[asyncio.Task[None]], closed: threading.Event) -> None:

@@ -1,8 +1,8 @@
 """Live counters of one fetch, for the run summary, the progress display and the benchmark.
 
 The fetch thread writes them; the runner reads them while the fetch goes on. Every field is a
-plain number (or a small dict of numbers) that only ever grows, so a reader in another thread
-sees the latest value or the one just before, never a broken one.
+plain number (or a small dict of numbers) that only ever grows, or a value replaced whole, so a
+reader in another thread sees the latest value or the one just before, never a broken one.
 """
 
 from __future__ import annotations
@@ -10,20 +10,28 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from .ratelimit import PacingRules
+
 
 @dataclass
 class FetchStats:
     """What the fetch has done so far."""
 
-    started_at: float = field(default_factory=time.monotonic)
-    # The work: tasks accepted for fetching (grows while a listing runs) and what they cost.
+    started_at: float = field(default_factory=time.monotonic)  # reset when the fetch begins
+    finished_at: float | None = None  # when the fetch ended (None: not yet)
+    # The limits the requests are paced at, set when the fetch opens its client: a display
+    # predicts the time left from them (None: the fetch has not begun).
+    pacing: PacingRules | None = None
+    # The work: tasks of the run (grows while a listing runs; malformed ids included) and their cost.
     tasks_queued: int = 0
     expected_requests: int = 0  # follower requests the queued tasks should take (last run's counts)
     expected_requests_done: int = 0  # ... of which belong to tasks that are finished
+    task_requests_done: int = 0  # ... what those finished tasks took (retries aside): how far off it was
     listing_pages: int = 0  # pages of task listings read (discover, task lists)
     listing_done: bool = False  # no listing left to run (or none was asked for)
     # Outcomes.
     tasks_by_status: dict[str, int] = field(default_factory=dict)
+    tasklists_by_status: dict[str, int] = field(default_factory=dict)  # task lists read (or not)
     followers: int = 0
     skipped_by_budget: int = 0  # left for a later run: --max-requests reached
     interrupted: int = 0  # left for a later run: the run was asked to stop
