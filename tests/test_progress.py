@@ -224,12 +224,14 @@ def test_summary_names_a_limit_set_below_the_quota() -> None:
 def test_json_summary_fields() -> None:
     result = finished_result(failed=12)
     assert summary_json(result, stopped_by="SIGTERM") == {
+        "destination": "duckdb",
         "duckdb": "f.duckdb",
         "dataset": "feishu_tasks",
         "elapsed_seconds": 194.25,
         "fetch_seconds": 188.4,
         "stopped_by": "SIGTERM",
         "tasks": {"total": 3000, "ok": 2988, "invalid_task": 0, "no_permission": 0, "failed": 12},
+        "tasklists": {},
         "not_fetched": {"max_requests": 0, "stopped": 0},
         "followers": 29000,
         "requests": 3314,

@@ -97,12 +97,14 @@ def summary_json(result: RunResult, stopped_by: str | None = None) -> dict[str, 
     used = pacing_used(stats)
     seconds = fetch_seconds(stats)
     return {
-        "duckdb": result.options.duckdb_path,
+        "destination": result.options.destination,
+        "duckdb": result.options.duckdb_path if result.options.destination == "duckdb" else None,
         "dataset": result.options.dataset,
         "elapsed_seconds": round(result.elapsed_seconds, 3),
         "fetch_seconds": None if seconds is None else round(seconds, 3),
         "stopped_by": stopped_by,
         "tasks": {"total": stats.tasks_done, **{s: stats.tasks_by_status.get(s, 0) for s in STATUSES}},
+        "tasklists": dict(stats.tasklists_by_status),
         "not_fetched": {"max_requests": stats.skipped_by_budget, "stopped": stats.interrupted},
         "followers": stats.followers,
         "requests": stats.requests,
