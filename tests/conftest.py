@@ -27,6 +27,16 @@ APP_ID = "cli_test_app"
 APP_SECRET = "test-secret-9f2c41d7e0"
 USER_TOKEN = "u-test-user-token-5be1"
 DATASET = "feishu_tasks"
+# The tables the source loads, one resource each (a test that lists them all fails when one is added).
+SOURCE_TABLES = (
+    "task_followers",
+    "task_followers__id_list",
+    "task_fetch_status",
+    "tasks",
+    "tasklists",
+    "tasklist_tasks",
+    "tasklist_fetch_status",
+)
 PG_CREDENTIALS_ENV = "DESTINATION__POSTGRES__CREDENTIALS"
 
 # The same test on DuckDB and on the session's Postgres server (skipped without its binaries).

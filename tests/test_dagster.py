@@ -12,7 +12,7 @@ import pytest
 
 from feishu_simulator import Simulator, World
 
-from .conftest import APP_ID, APP_SECRET, DATASET, REPO, truth
+from .conftest import APP_ID, APP_SECRET, DATASET, REPO, SOURCE_TABLES, truth
 
 dagster = pytest.importorskip("dagster", reason="the dagster extra is not installed")
 dagster_dlt = pytest.importorskip("dagster_dlt", reason="the dagster extra is not installed")
@@ -23,15 +23,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 RECIPE = REPO / "pipelines" / "feishu_dagster.py"
-TABLES = (
-    "task_followers",
-    "task_followers__id_list",
-    "task_fetch_status",
-    "tasks",
-    "tasklists",
-    "tasklist_tasks",
-    "tasklist_fetch_status",
-)
+TABLES = SOURCE_TABLES
 
 
 @pytest.fixture

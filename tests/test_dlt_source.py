@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from feishu_simulator import Simulator, World
 from feishu_tasks import feishu_tasks
 
-from .conftest import APP_ID, APP_SECRET, DATASET, REPO, cli, truth
+from .conftest import APP_ID, APP_SECRET, DATASET, REPO, SOURCE_TABLES, cli, truth
 
 CREDENTIALS = {"app_id": APP_ID, "app_secret": APP_SECRET}
 
@@ -59,16 +59,7 @@ def test_with_resources_loads_only_the_chosen_tables(sim: Simulator, world: Worl
     ids = world.task_ids()[:8]
     pipeline = plain_pipeline(tmp_path)
     source = feishu_tasks(task_ids=ids, base_url=sim.base_url, credentials=CREDENTIALS)
-    assert set(source.resources) == {
-        "fetch_followers",
-        "task_followers",
-        "task_followers__id_list",
-        "task_fetch_status",
-        "tasks",
-        "tasklists",
-        "tasklist_tasks",
-        "tasklist_fetch_status",
-    }
+    assert set(source.resources) == {"fetch_followers", *SOURCE_TABLES}
     pipeline.run(source.with_resources("task_followers"))
     tables = {t for t in pipeline.default_schema.data_table_names()}
     assert tables == {"task_followers"}
