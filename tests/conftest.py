@@ -163,6 +163,16 @@ def loader(
     assert not (tmp_path / "followers.duckdb").exists(), "a Postgres test wrote a DuckDB file"
 
 
+def sim_env(sim: Simulator, secret: str = APP_SECRET, **extra: str) -> dict[str, str]:
+    """The env vars a CLI run against the simulator needs: the app's credentials and the base URL."""
+    return {
+        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__APP_SECRET": secret,
+        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
+        **extra,
+    }
+
+
 def truth(world: World, task_ids: list[str], user_id_type: str = "open_id") -> dict[str, set[str]]:
     """What task_followers must hold for these tasks (tasks without followers have no rows)."""
     expected = {task_id: set(world.followers(task_id, user_id_type)) for task_id in task_ids}

@@ -15,15 +15,17 @@ from feishu_simulator import Simulator, World
 from feishu_simulator.faults import PageFault
 from feishu_tasks.errors import FatalError
 
-from .conftest import APP_ID, APP_SECRET, DATASET, USER_TOKEN, Loader, cli, on_every_destination, truth
-
-
-def creds(sim: Simulator, secret: str = APP_SECRET) -> dict[str, str]:
-    return {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": secret,
-        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
-    }
+from .conftest import (
+    APP_ID,
+    APP_SECRET,
+    DATASET,
+    USER_TOKEN,
+    Loader,
+    cli,
+    on_every_destination,
+    sim_env,
+    truth,
+)
 
 
 def run_args(tmp_path: Path) -> list[str]:
@@ -37,7 +39,7 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("# tasks to load\n\n" + "\n".join(ids[:10]) + f"\n{ids[10]}  # trailing comment\n")
     done = cli(
-        [*run_args(tmp_path), "--task-ids-file", str(ids_file), "--task-id", ids[11]], tmp_path, creds(sim)
+        [*run_args(tmp_path), "--task-ids-file", str(ids_file), "--task-id", ids[11]], tmp_path, sim_env(sim)
     )
     assert done.returncode == 0, done.stderr
     assert "tasks: 12 (ok 12" in done.stdout
@@ -46,7 +48,7 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
     with duckdb.connect(str(tmp_path / "out.duckdb")) as con:
         con.execute("create table wanted as select unnest(?::varchar[]) as id", [ids[12:20]])
     done = cli(
-        [*run_args(tmp_path), "--task-ids-query", "select id from wanted", "--quiet"], tmp_path, creds(sim)
+        [*run_args(tmp_path), "--task-ids-query", "select id from wanted", "--quiet"], tmp_path, sim_env(sim)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
@@ -131,7 +133,7 @@ def test_a_destination_without_sql_gets_the_tables_and_one_note(
     sim: Simulator, world: World, tmp_path: Path
 ) -> None:
     """filesystem: dlt loads the files; history and views need SQL, so they are skipped, said once."""
-    env = {**creds(sim), "DESTINATION__FILESYSTEM__BUCKET_URL": str(tmp_path / "lake")}
+    env = {**sim_env(sim), "DESTINATION__FILESYSTEM__BUCKET_URL": str(tmp_path / "lake")}
     tasks = world.task_ids()[:4]
     args = ["run", "--destination", "filesystem", "--pipelines-dir", str(tmp_path / "p")]
     done = cli([*args, *sum((["--task-id", t] for t in tasks), [])], tmp_path, env)
@@ -163,7 +165,7 @@ def test_a_destination_without_sql_gets_the_tables_and_one_note(
     ],
 )
 def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_path: Path, case: str) -> None:
-    env = creds(sim, secret="wrong-secret-3141" if case == "bad_credentials" else APP_SECRET)
+    env = sim_env(sim, secret="wrong-secret-3141" if case == "bad_credentials" else APP_SECRET)
     args = [*run_args(tmp_path), "--task-id", world.task_ids()[0]]
     if case == "wrong_token_type":
         sim.faults.tenant_token_prefix = "a-"
@@ -226,7 +228,7 @@ def test_hostile_answers_end_in_a_summary_not_a_traceback(
     sim.faults.bad_answer_fraction = 0.2
     sim.faults.page_faults = {ids[-1]: PageFault("endless"), ids[-2]: PageFault("id_bool")}
     settings = {"MAX_PAGES_PER_TASK": "5", "MAX_ATTEMPTS": "10", "BACKOFF_BASE_SECONDS": "0.01"}
-    env = {**creds(sim), **{f"SOURCES__FEISHU_TASKS__{key}": value for key, value in settings.items()}}
+    env = {**sim_env(sim), **{f"SOURCES__FEISHU_TASKS__{key}": value for key, value in settings.items()}}
     done = cli([*run_args(tmp_path), *sum((["--task-id", t] for t in ids), [])], tmp_path, env)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -248,10 +250,10 @@ def test_no_secret_or_token_leaks(sim: Simulator, world: World, tmp_path: Path) 
     sim.faults.error_500_fraction = 0.1
     ids = world.task_ids()[:10] + ["00000000-0000-4000-8000-000000000000"]
     args = [*run_args(tmp_path), *sum((["--task-id", t] for t in ids), [])]
-    done = cli(args, tmp_path, creds(sim))
+    done = cli(args, tmp_path, sim_env(sim))
     assert done.returncode == 0, done.stderr
     sim.expire_tokens()  # a failing run must not leak either: the refresh is refused next
-    failed = cli(args, tmp_path, creds(sim, secret=APP_SECRET + "-wrong"))
+    failed = cli(args, tmp_path, sim_env(sim, secret=APP_SECRET + "-wrong"))
     assert failed.returncode == 1
     issued = sim.tokens.issued_tokens()
     assert issued

@@ -11,7 +11,7 @@ import pytest
 
 from feishu_simulator import World
 
-from .conftest import APP_ID, APP_SECRET, DATASET, REPO, Loader, on_every_destination, truth
+from .conftest import DATASET, REPO, Loader, on_every_destination, sim_env, truth
 from .test_history import assert_open_intervals_match_current
 
 
@@ -33,9 +33,7 @@ def test_killed_run_then_plain_rerun_is_exact(
     env = {
         "PATH": "/usr/bin:/bin",
         "RUNTIME__DLTHUB_TELEMETRY": "false",
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
-        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
+        **sim_env(loader.sim),
         **loader.cli_env(),
     }
     killed = subprocess.run(

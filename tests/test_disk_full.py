@@ -17,7 +17,7 @@ import pytest
 
 from feishu_simulator import World
 
-from .conftest import APP_ID, APP_SECRET, DATASET, Loader, cli, truth
+from .conftest import DATASET, Loader, cli, sim_env, truth
 from .test_history import assert_open_intervals_match_current
 
 MARGIN_BYTES = 64 * 1024  # room left beside the database: less than the next load needs
@@ -60,12 +60,7 @@ def test_disk_full_during_the_load_is_one_line_and_the_next_run_is_exact(
             "exit $rc",
         ]
     )
-    env = {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
-        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
-    }
-    full = cli([], tmp_path, env, command=["unshare", "-rm", "sh", "-c", script])
+    full = cli([], tmp_path, sim_env(loader.sim), command=["unshare", "-rm", "sh", "-c", script])
     assert full.returncode == 1, full.stderr
     lines = full.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in full.stderr, full.stderr

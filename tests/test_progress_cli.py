@@ -29,7 +29,7 @@ from feishu_followers.run import run
 from feishu_simulator import Faults, Simulator, World
 from feishu_tasks.control import RunControl
 
-from .conftest import APP_ID, APP_SECRET, Loader, cli
+from .conftest import APP_ID, APP_SECRET, Loader, cli, sim_env
 
 TASKS = 200
 TOTAL = TASKS + 1  # and one malformed id
@@ -59,12 +59,7 @@ def sim(world: World) -> Iterator[Simulator]:
 
 
 def env_for(sim: Simulator, secret: str = APP_SECRET) -> dict[str, str]:
-    return {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": secret,
-        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
-        "RUNTIME__DLTHUB_TELEMETRY": "false",
-    }
+    return sim_env(sim, secret, RUNTIME__DLTHUB_TELEMETRY="false")
 
 
 def run_args(tmp_path: Path, *extra: str) -> list[str]:

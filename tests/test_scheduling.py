@@ -9,7 +9,7 @@ from feishu_followers.lock import run_lock
 from feishu_followers.run import make_pipeline
 from feishu_simulator import World
 
-from .conftest import APP_ID, APP_SECRET, DATASET, Loader, cli, on_every_destination, truth
+from .conftest import DATASET, Loader, cli, on_every_destination, sim_env, truth
 
 
 def list_requests(loader: Loader) -> int:
@@ -92,11 +92,7 @@ def test_dry_run_fetches_and_loads_nothing(loader: Loader, world: World) -> None
 
 def test_dry_run_cli_output(loader: Loader, world: World, tmp_path) -> None:
     ids = world.task_ids()[:4]
-    env = {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
-        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
-    }
+    env = sim_env(loader.sim)
     args = [
         "run",
         "--dry-run",
@@ -115,11 +111,7 @@ def test_dry_run_cli_output(loader: Loader, world: World, tmp_path) -> None:
 def test_second_concurrent_run_is_refused(loader: Loader, world: World, tmp_path) -> None:
     """Another run of the pipeline, or another pipeline on the same DuckDB file: exit 3, nothing touched."""
     options = loader.options(world.task_ids()[:3])
-    env = {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
-        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
-    }
+    env = sim_env(loader.sim)
     same_pipeline = ["--duckdb", str(loader.duckdb), "--pipelines-dir", str(loader.pipelines_dir)]
     same_file = ["--duckdb", str(loader.duckdb), "--pipelines-dir", str(tmp_path / "elsewhere")]
     for where, message in (

@@ -8,7 +8,7 @@ from feishu_followers.run import run
 from feishu_simulator import World
 from feishu_tasks.errors import FatalError
 
-from .conftest import DATASET, Loader, truth
+from .conftest import DATASET, Loader, cli, sim_env, truth
 
 UNKNOWN_LIST = "00000000-0000-4000-8000-00000000abcd"
 
@@ -205,14 +205,8 @@ def test_each_endpoint_is_paced_against_its_own_quota(loader: Loader, world: Wor
 
 
 def test_cli_flags_for_task_lists(loader: Loader, world: World, tmp_path) -> None:
-    from .conftest import APP_ID, APP_SECRET, cli
-
     guid = readable_lists(world)[0]
-    env = {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
-        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
-    }
+    env = sim_env(loader.sim)
     args = ["run", *loader.cli_args(), "--tasklist", guid, "--tasklist-completed", "true"]
     done = cli([*args, "--followers-api", "auto"], tmp_path, env)
     assert done.returncode == 0, done.stderr

@@ -15,17 +15,11 @@ import pytest
 
 from feishu_simulator import World
 
-from .conftest import APP_ID, APP_SECRET, DATASET, Loader, cli, truth
+from .conftest import DATASET, Loader, cli, sim_env, truth
 
 
 def env_for(loader: Loader, **extra: str) -> dict[str, str]:
-    return {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
-        "SOURCES__FEISHU_TASKS__BASE_URL": loader.sim.base_url,
-        "SOURCES__FEISHU_TASKS__BACKOFF_BASE_SECONDS": "0.01",
-        **extra,
-    }
+    return sim_env(loader.sim, SOURCES__FEISHU_TASKS__BACKOFF_BASE_SECONDS="0.01", **extra)
 
 
 def run_args(loader: Loader, ids: list[str]) -> list[str]:
