@@ -7,10 +7,6 @@ it is, and dlt resolves its credentials from its own config (``DESTINATION__POST
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,48 +146,3 @@ def first_line(exc: BaseException) -> str:
     inner = getattr(exc, "dbapi_exception", None) or getattr(exc, "inner_exc", None) or exc
     text = str(inner).strip()
     return text.splitlines()[0] if text else type(inner).__name__
-
-
-# libpq names a connection after PGAPPNAME when the DSN does not (``application_name``).
-APP_NAME_VARIABLE = "PGAPPNAME"
-ORPHAN_WAIT_SECONDS = 10.0
-
-
-@contextmanager
-def named_connections(options: RunOptions) -> Iterator[str]:
-    """Name this run's Postgres connections, so that a later run can find what a killed one left."""
-    name = f"feishu-followers:{options.pipeline_name}:{options.dataset}"[:63]  # Postgres keeps 63
-    previous = os.environ.get(APP_NAME_VARIABLE)
-    os.environ[APP_NAME_VARIABLE] = name
-    try:
-        yield name
-    finally:
-        if previous is None:
-            os.environ.pop(APP_NAME_VARIABLE, None)
-        else:
-            os.environ[APP_NAME_VARIABLE] = previous
-
-
-def end_orphaned_sessions(pipeline: dlt.Pipeline, name: str) -> int:
-    """End the server sessions that a killed run of this pipeline left running; how many there were.
-
-    A killed client does not stop a statement the server is running: an orphaned session can
-    finish a copy into a staging table, and commit it, after the next run has started loading
-    the same package again, which would load those rows twice. The run lock says that no other
-    run of this pipeline is alive, so every session under its name is such an orphan. (Only
-    Postgres among the destinations we test; DuckDB runs in our own process and dies with it.)
-    """
-    if destination_kind(pipeline) != "postgres":
-        return 0
-    others = (
-        "select pid from pg_stat_activity where application_name = %s and pid <> pg_backend_pid() "
-        "and datname = current_database()"
-    )
-    with pipeline.sql_client() as client:
-        orphans = [row[0] for row in client.execute_sql(others, name) or ()]
-        for pid in orphans:
-            client.execute_sql("select pg_terminate_backend(%s)", pid)
-        deadline = time.monotonic() + ORPHAN_WAIT_SECONDS
-        while orphans and client.execute_sql(others, name) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    return len(orphans)

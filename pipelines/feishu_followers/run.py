@@ -30,9 +30,7 @@ from .destination import (
     DEFAULT_DESTINATION,
     builds_derived_relations,
     check_writable,
-    end_orphaned_sessions,
     make_destination,
-    named_connections,
     query_task_ids,
     skipped_steps_note,
 )
@@ -132,11 +130,8 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
 class Run:
     """One run's steps, in the order that keeps a scheduled load exact (see the module doc)."""
 
-    def __init__(
-        self, options: RunOptions, control: RunControl, notify: Callable[[str], None], connection_name: str
-    ) -> None:
+    def __init__(self, options: RunOptions, control: RunControl, notify: Callable[[str], None]) -> None:
         self.options, self.control, self.notify = options, control, notify
-        self.connection_name = connection_name
         self.result = RunResult(options, control.stats, 0.0, False)
 
     def waiting(self, step: Callable[[], T], what: str) -> T:
@@ -152,9 +147,6 @@ class Run:
         task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
         if (note := skipped_steps_note(pipeline)) and not options.quiet:
             self.notify(note)
-        self.waiting(
-            lambda: end_orphaned_sessions(pipeline, self.connection_name), "ending a killed run's sessions"
-        )
         self.result.completed_pending = self.waiting(
             lambda: finish_pending(pipeline), "loading what an earlier run fetched"
         )
@@ -249,12 +241,9 @@ def run(
     """
     started = time.monotonic()
     pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
+    the_run = Run(options, control or RunControl(), notify)
     duckdb_file = options.duckdb_path if options.destination == DEFAULT_DESTINATION else None
-    with (
-        run_lock(options.pipeline_name, pipelines_dir, duckdb_file),
-        fatal_errors_as_one_line(),
-        named_connections(options) as connection_name,
-    ):
-        result = Run(options, control or RunControl(), notify, connection_name).execute()
+    with run_lock(options.pipeline_name, pipelines_dir, duckdb_file), fatal_errors_as_one_line():
+        result = the_run.execute()
     result.elapsed_seconds = time.monotonic() - started
     return result
