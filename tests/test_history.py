@@ -9,7 +9,7 @@ from feishu_followers.run import make_pipeline
 from feishu_simulator import World
 from feishu_tasks.errors import FatalError
 
-from .conftest import DATASET, Loader, on_every_destination
+from .conftest import DATASET, Loader, on_every_destination, truth
 
 
 def history(loader: Loader) -> list[tuple]:
@@ -122,3 +122,25 @@ def test_a_failing_history_statement_rolls_back_and_its_own_error_propagates(
     assert {r[1] for r in rows if r[0] == new_task} == set(world.followers(new_task))
     assert_open_intervals_match_current(loader)
     assert apply_history(make_pipeline(loader.options(), progress=False)) == 0
+
+
+@on_every_destination
+def test_rows_a_resumed_load_wrote_twice_are_collapsed_before_the_history(
+    loader: Loader, world: World
+) -> None:
+    """dlt can copy a staging file twice when it resumes a package (see uniqueness.py): the rows of
+    that load come out once, and its history applies."""
+    ids = world.task_ids()
+    loader.run(ids)
+    (load_id,) = loader.query(f"select distinct _dlt_load_id from {DATASET}.task_followers")[0]
+    for table in ("task_followers", "task_followers__id_list"):
+        loader.execute(f"insert into {DATASET}.{table} select * from {DATASET}.{table}")
+    for table in ("task_follower_history", "task_first_seen", "_feishu_history_loads"):
+        loader.execute(f"delete from {DATASET}.{table}")  # as if the history of that load were still due
+    assert loader.query(f"select count(*) - count(distinct _dlt_id) from {DATASET}.task_followers")[0][0] > 0
+    apply_history(make_pipeline(loader.options(ids), progress=False))
+    for table in ("task_followers", "task_followers__id_list"):
+        assert loader.query(f"select count(*) - count(distinct _dlt_id) from {DATASET}.{table}") == [(0,)]
+    assert loader.followers() == truth(world, ids)
+    assert_open_intervals_match_current(loader)
+    assert loader.query(f"select load_id from {DATASET}._feishu_history_loads") == [(load_id,)]

@@ -15,6 +15,7 @@ import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
 from .relations import BASE_TABLE, dataset_relations, empty_relation
+from .uniqueness import collapse_duplicates
 
 HISTORY_TABLE = "task_follower_history"
 APPLIED_TABLE = "_feishu_history_loads"
@@ -95,7 +96,7 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
         rows = client.execute_sql(_PENDING_LOADS.format(**names), pipeline.default_schema_name)
         pending = [str(row[0]) for row in rows or ()]
         for load_id in pending:
-            _apply_load(client, names, load_id)
+            _apply_load(client, names, relations, load_id)
         return len(pending)
 
 
@@ -111,13 +112,16 @@ def _qualified_names(client: SqlClientBase[Any]) -> dict[str, str]:
     return {table: client.make_qualified_table_name(table) for table in tables}
 
 
-def _apply_load(client: SqlClientBase[Any], names: dict[str, str], load_id: str) -> None:
-    """One load's changes and its bookkeeping row, atomically.
+def _apply_load(
+    client: SqlClientBase[Any], names: dict[str, str], relations: dict[str, str], load_id: str
+) -> None:
+    """One load's changes and its bookkeeping row, atomically (duplicates collapsed first).
 
     dlt's ``begin_transaction`` rolls back on any error and re-raises that error, also when the
     destination already ended the transaction itself: the failure the user sees is the real one.
     """
     with client.begin_transaction():
+        collapse_duplicates(client, relations, load_id)
         for statement in _APPLY_LOAD:
             sql = statement.format(**names)
             client.execute_sql(sql, *[load_id] * sql.count("%s"))
