@@ -104,29 +104,43 @@ def _bad_config_value(exc: ConfigValueCannotBeCoercedException) -> str:
     return f"configuration value {exc.field_name}:{shown} is not a valid {expected}"
 
 
+def _ours(exc: BaseException) -> str | None:
+    return str(exc) if isinstance(exc, FatalError) else None
+
+
+def _configuration(exc: BaseException) -> str | None:
+    if isinstance(exc, ConfigFieldMissingException):
+        return missing_config_line(exc)
+    if isinstance(exc, ConfigValueCannotBeCoercedException):
+        return _bad_config_value(exc)
+    if isinstance(exc, ConfigProviderException):
+        return f"cannot read dlt's configuration: {_first_line(exc)}"
+    return None
+
+
+def _destination(exc: BaseException) -> str | None:
+    """DuckDB's own errors, then any other SQL destination's, through dlt or its driver."""
+    if isinstance(exc, duckdb.Error):
+        return f"DuckDB failed: {_first_line(exc)}"
+    if isinstance(exc, DatabaseException | DestinationTerminalException) or (
+        isinstance(exc, Exception) and SqlClientBase.is_dbapi_exception(exc)
+    ):
+        return f"the destination failed: {_first_line(getattr(exc, 'dbapi_exception', exc))}"
+    return None
+
+
+# In this order over the whole chain of causes: our own line first, then a full disk (the real
+# cause, whatever failed after it), then configuration, then the destination's own words.
+_EXPLAINERS = (_ours, _disk_full, _configuration, _destination)
+
+
 def explain_failure(exc: BaseException) -> str | None:
     """One line for a known fatal condition; None for a bug, which the CLI still shows as one line."""
     chain = list(causes(exc))
-    for cause in chain:
-        if isinstance(cause, FatalError):
-            return str(cause)
-    for cause in chain:
-        if line := _disk_full(cause):
-            return line
-    for cause in chain:
-        if isinstance(cause, ConfigFieldMissingException):
-            return missing_config_line(cause)
-        if isinstance(cause, ConfigValueCannotBeCoercedException):
-            return _bad_config_value(cause)
-        if isinstance(cause, ConfigProviderException):
-            return f"cannot read dlt's configuration: {_first_line(cause)}"
-        if isinstance(cause, duckdb.Error):
-            return f"DuckDB failed: {_first_line(cause)}"
-    for cause in chain:  # any other SQL destination, through dlt or its driver
-        if isinstance(cause, DatabaseException | DestinationTerminalException) or (
-            isinstance(cause, Exception) and SqlClientBase.is_dbapi_exception(cause)
-        ):
-            return f"the destination failed: {_first_line(getattr(cause, 'dbapi_exception', cause))}"
+    for explain in _EXPLAINERS:
+        for cause in chain:
+            if line := explain(cause):
+                return line
     if isinstance(exc, PipelineStepFailed):
         return f"pipeline step {exc.step} failed: {_first_line(exc.exception)}"
     return None

@@ -115,6 +115,47 @@ def _flag(raw: str | None) -> bool | None:
     return lowered == "true"
 
 
+def _fails_now(task_id: str, faults: Faults) -> bool:
+    """Whether this follower request of ``task_id`` is one of its scripted 500s."""
+    if task_id in faults.always_fail_tasks:
+        return True
+    remaining = faults.fail_first_n_requests_for.get(task_id, 0)
+    if remaining > 0:
+        faults.fail_first_n_requests_for[task_id] = remaining - 1
+        return True
+    return False
+
+
+def _follower_page_data(
+    task_id: str,
+    items: list[dict[str, Any]],
+    offset: int,
+    size: int,
+    total: int,
+    endless: str | None,
+    faults: Faults,
+) -> dict[str, Any]:
+    """A follower page's ``data``: items, has_more and page_token, as the pagination faults say."""
+    end = offset + len(items)
+    data: dict[str, Any] = {"items": items, "has_more": end < total}
+    if endless is not None:  # a fresh token every time, so only a bound ends the paging
+        if endless == "endless_items":
+            items.extend({"id": f"ou_endless_{offset + i:012d}"} for i in range(len(items), size))
+        data["has_more"] = True
+        data["page_token"] = paging.follower_token(task_id, offset + size)
+    elif task_id in faults.repeat_page_token_tasks:
+        data["has_more"] = True
+        data["page_token"] = paging.follower_token(task_id, size)
+    elif end < total:
+        data["page_token"] = paging.follower_token(task_id, end)
+    elif faults.omit_has_more_with_empty_token:
+        data["has_more"] = True
+        data["page_token"] = ""
+    elif faults.page_token_on_last_page:
+        data["page_token"] = paging.follower_token(task_id, end)
+    return data
+
+
 class SimulatorApp:
     """State shared by the handlers: world, faults, tokens, quota, stats, fault dice."""
 
@@ -286,11 +327,7 @@ class SimulatorApp:
             if parsed is None:
                 return _fail(PAGE_TOKEN_INVALID)
             offset = parsed
-        if task_id in faults.always_fail_tasks:
-            return _fail(INTERNAL_ERROR, 500)
-        remaining = faults.fail_first_n_requests_for.get(task_id, 0)
-        if remaining > 0:
-            faults.fail_first_n_requests_for[task_id] = remaining - 1
+        if _fails_now(task_id, faults):
             return _fail(INTERNAL_ERROR, 500)
         try:
             items, total = self.world.follower_page(task_id, offset, size, id_type)
@@ -305,24 +342,7 @@ class SimulatorApp:
                 endless = fault.kind
             else:
                 request[FAULT_KEY] = fault.kind
-        end = offset + len(items)
-        data: dict[str, Any] = {"items": items, "has_more": end < total}
-        if endless is not None:  # a fresh token every time, so only a bound ends the paging
-            if endless == "endless_items":
-                items.extend({"id": f"ou_endless_{offset + i:012d}"} for i in range(len(items), size))
-            data["has_more"] = True
-            data["page_token"] = paging.follower_token(task_id, offset + size)
-        elif task_id in faults.repeat_page_token_tasks:
-            data["has_more"] = True
-            data["page_token"] = paging.follower_token(task_id, size)
-        elif end < total:
-            data["page_token"] = paging.follower_token(task_id, end)
-        elif faults.omit_has_more_with_empty_token:
-            data["has_more"] = True
-            data["page_token"] = ""
-        elif faults.page_token_on_last_page:
-            data["page_token"] = paging.follower_token(task_id, end)
-        return _ok(data)
+        return _ok(_follower_page_data(task_id, items, offset, size, total, endless, faults))
 
     def list_tasks(self, request: web.Request, faults: Faults) -> Answer:
         """List readable tasks by (create_time, id) with inclusive create-time filters."""
