@@ -232,6 +232,7 @@ def test_json_summary_fields() -> None:
         "stopped_by": "SIGTERM",
         "tasks": {"total": 3000, "ok": 2988, "invalid_task": 0, "no_permission": 0, "failed": 12},
         "tasklists": {},
+        "listing_problems": [],
         "not_fetched": {"max_requests": 0, "stopped": 0},
         "followers": 29000,
         "requests": 3314,

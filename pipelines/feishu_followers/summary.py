@@ -80,6 +80,7 @@ def format_summary(result: RunResult) -> str:
         lines.append(f"  dlt steps: {steps}")
     if stats.skipped_by_budget:
         lines.append(f"  not fetched (--max-requests reached, next run): {stats.skipped_by_budget}")
+    lines += [f"  {problem} (the tasks found before it were fetched)" for problem in stats.listing_problems]
     if stats.interrupted:
         lines.append(f"  stopped early: {stats.interrupted} task(s) in flight left for the next run")
     if result.stale_after_run is not None:
@@ -105,6 +106,7 @@ def summary_json(result: RunResult, stopped_by: str | None = None) -> dict[str, 
         "stopped_by": stopped_by,
         "tasks": {"total": stats.tasks_done, **{s: stats.tasks_by_status.get(s, 0) for s in STATUSES}},
         "tasklists": dict(stats.tasklists_by_status),
+        "listing_problems": list(stats.listing_problems),
         "not_fetched": {"max_requests": stats.skipped_by_budget, "stopped": stats.interrupted},
         "followers": stats.followers,
         "requests": stats.requests,

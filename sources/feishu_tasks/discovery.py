@@ -7,7 +7,6 @@ from typing import Any
 
 from .client import FeishuClient
 from .endpoints import LIST_TASKS
-from .errors import FatalError, TaskError
 from .pages import parse_tasks_page
 from .pagination import iter_pages
 from .settings import TASKS_PAGE_SIZE
@@ -18,16 +17,11 @@ async def iter_task_pages(
 ) -> AsyncIterator[list[dict[str, Any]]]:
     """Task objects (each with a string ``id``), a page at a time, within ``client.listing_bounds``.
 
-    A failure here leaves nothing to fetch, so it is fatal.
+    A failure raises the TaskError; the caller decides what it means for the run.
     """
     params: dict[str, Any] = {"page_size": TASKS_PAGE_SIZE, "user_id_type": user_id_type}
     if start_create_time is not None:
         params["start_create_time"] = str(int(start_create_time))
-    try:
-        pages = iter_pages(
-            client, LIST_TASKS.path(), params, parse_tasks_page, client.listing_bounds, LIST_TASKS
-        )
-        async for page in pages:
-            yield page.items
-    except TaskError as exc:
-        raise FatalError(f"listing tasks (--discover) failed: {exc}") from None
+    pages = iter_pages(client, LIST_TASKS.path(), params, parse_tasks_page, client.listing_bounds, LIST_TASKS)
+    async for page in pages:
+        yield page.items

@@ -25,7 +25,7 @@ from .client import ClientSettings, open_client
 from .control import RunControl
 from .discovery import iter_task_pages
 from .endpoints import FOLLOWERS, GET_TASK
-from .errors import BudgetExhausted, FatalError
+from .errors import BudgetExhausted, FatalError, TaskError
 from .followers import TaskOutcome, fetch_task_followers, fetch_task_followers_v2, invalid_outcome
 from .list_reading import ListReading
 from .settings import CODE_INVALID_TASK
@@ -246,11 +246,12 @@ class FetchScheduler:
             await reading.run(plan.tasklist_guids, plan.all_tasklists, plan.tasklist_completed)
         except BudgetExhausted:
             return  # the cap is reached: the lists not read wait for a later run
-        if (why := reading.nothing_readable()) and not self._other_input():
+        if (why := reading.nothing_readable()) and not (self._has_tasks() or self.plan.discover):
             raise FatalError(why)
 
-    def _other_input(self) -> bool:
-        return bool(self._seen) or self.plan.discover or bool(self.control.sweep_task_ids)
+    def _has_tasks(self) -> bool:
+        """Tasks to fetch besides the listing at hand: given, from the lists so far, or stale."""
+        return bool(self._seen) or bool(self.control.sweep_task_ids)
 
     def _count_listing_request(self) -> None:
         self._admission.listing_requests += 1
@@ -272,6 +273,13 @@ class FetchScheduler:
                     if task_id and self._accept(task_id):
                         self._listed.put_nowait((task_id, "discovered"))
         except BudgetExhausted:
+            await self._emit(DiscoveryDone(newest, complete=False))
+            return
+        except TaskError as exc:  # the tasks found so far are fetched; the cursor stays where it was
+            problem = f"listing tasks (--discover) stopped: {exc}"
+            if newest is None and not self._has_tasks():
+                raise FatalError(problem) from None  # nothing at all to fetch
+            self.stats.listing_problems.append(problem)
             await self._emit(DiscoveryDone(newest, complete=False))
             return
         await self._emit(DiscoveryDone(newest, complete=True))

@@ -29,6 +29,7 @@ class FetchStats:
     task_requests_done: int = 0  # ... what those finished tasks took (retries aside): how far off it was
     listing_pages: int = 0  # pages of task listings read (discover, task lists)
     listing_done: bool = False  # no listing left to run (or none was asked for)
+    listing_problems: list[str] = field(default_factory=list)  # a listing that stopped early, and why
     # Outcomes.
     tasks_by_status: dict[str, int] = field(default_factory=dict)
     tasklists_by_status: dict[str, int] = field(default_factory=dict)  # task lists read (or not)
