@@ -182,7 +182,10 @@ def test_numeric_v2_timestamps_load_the_same(loader: Loader, world: World) -> No
 
 
 def test_each_endpoint_is_paced_against_its_own_quota(loader: Loader, world: World) -> None:
-    """Feishu counts every endpoint on its own: none is exceeded, and they are not one shared budget."""
+    """Feishu counts every endpoint on its own: paced per endpoint, none is exceeded.
+
+    (That they are separate budgets, not one, is test_v2_units.py's pacing test: a rate check
+    here would depend on how the listing and the fetch overlap on a busy machine.)"""
     ours = {
         "get_task_v2": "v2_get_task",
         "tasklist_tasks_v2": "v2_tasklist_tasks",
@@ -201,7 +204,6 @@ def test_each_endpoint_is_paced_against_its_own_quota(loader: Loader, world: Wor
     stats = loader.sim.stats.as_dict()
     assert stats["rate_limited"] == 0 and result.stats.rate_limited == 0
     assert stats["by_endpoint"]["v2_get_task"] == len(listed)
-    assert max(stats["per_second"].values()) > 8, "two endpoints at 8/s each, not one budget of 8"
 
 
 def test_cli_flags_for_task_lists(loader: Loader, world: World, tmp_path) -> None:
