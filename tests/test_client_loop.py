@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from feishu_tasks.auth import TOKEN_FALLBACK_LIFETIME_SECONDS, TenantToken, UserToken, refresh_delay
-from feishu_tasks.client import FeishuClient, FirstAnswersWatch
-from feishu_tasks.endpoints import FOLLOWERS
+from feishu_tasks.client import FeishuClient
+from feishu_tasks.endpoints import FOLLOWERS, LIST_TASKS
 from feishu_tasks.errors import (
+    ApiError,
     BadAnswersError,
     CredentialsError,
     FatalError,
@@ -29,6 +30,7 @@ from feishu_tasks.retry import RetryPolicy
 from feishu_tasks.rows import unix_seconds_to_timestamp
 from feishu_tasks.stats import FetchStats
 from feishu_tasks.transport import NoAnswer, Reply
+from feishu_tasks.watches import CredentialsWatch, FirstAnswersWatch
 
 pytestmark = pytest.mark.unit
 
@@ -289,3 +291,41 @@ def test_a_listed_task_with_unstorable_text_is_stored_with_a_replacement() -> No
     task = json.loads('{"id": "t1", "summary": "a\\ud800b", "create_time": "1690000000"}')
     row = task_row(task)
     assert row["summary"] == "a?b" and row["create_time"].year == 2023
+
+
+REFUSED = reply(400, {"code": 99991677, "msg": "expired"})
+WRONG_TYPE = reply(400, {"code": 1470403, "msg": "neither"})
+
+
+@pytest.mark.parametrize("refusal", [REFUSED, WRONG_TYPE], ids=["token", "token_type"])
+def test_a_refusal_before_anything_was_accepted_is_tried_again_then_fatal(refusal: Reply) -> None:
+    client = client_with(ScriptedHttp(refusal))
+    with pytest.raises(CredentialsError):
+        get(client)
+    assert len(client.http.sent) == NO_WAIT.max_attempts
+
+
+def test_a_refusal_is_this_requests_once_the_endpoint_accepted_the_credentials() -> None:
+    client = client_with(ScriptedHttp(page("ou_1"), REFUSED, page("ou_2")))
+    get(client)
+    with pytest.raises(ApiError, match="code 99991677: expired \\(refused for this request only"):
+        get(client)
+    assert [f.id for f in get(client).items] == ["ou_2"]
+
+
+def test_refusals_in_a_row_are_fatal_even_after_the_endpoint_accepted() -> None:
+    client = client_with(ScriptedHttp(page("ou_1"), REFUSED))
+    client.credentials = CredentialsWatch(limit=4)
+    get(client)
+    for _ in range(3):
+        with pytest.raises(ApiError):
+            get(client)
+    with pytest.raises(CredentialsError, match="user access token"):
+        get(client)
+
+
+def test_an_acceptance_on_another_endpoint_does_not_vouch_for_this_one() -> None:
+    client = client_with(ScriptedHttp(page("ou_1"), WRONG_TYPE))
+    asyncio.run(client.get("/p", {}, parse_followers_page, endpoint=LIST_TASKS))
+    with pytest.raises(CredentialsError, match="neither a user nor a tenant token"):
+        get(client)

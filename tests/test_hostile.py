@@ -251,3 +251,76 @@ def test_an_endless_task_listing_is_bounded(loader: Loader, world: World) -> Non
     loader.sim.faults.list_tasks_fault = PageFault("data_null")  # not one page is readable
     with pytest.raises(FatalError, match=r"listing tasks \(--discover\) stopped: malformed answer"):
         run(loader.options(discover=True, max_attempts=2))  # and the listing was the only input
+
+
+@pytest.mark.parametrize(
+    ("code", "renewals"),
+    [(99991663, 3), (1470403, 0)],  # a token error (renewed once per request), a wrong-token-type code
+    ids=["token_invalid", "wrong_token_type"],
+)
+def test_credentials_refused_for_some_tasks_only_fail_those_tasks(
+    loader: Loader, world: World, code: int, renewals: int
+) -> None:
+    ids = world.task_ids()
+    loader.run(ids)
+    before = loader.followers()
+    broken = [ids[0], ids[7], ids[-1]]  # the first answer of the run too: undecided, then judged
+    change_followers(world, broken)
+    loader.sim.faults.task_codes = dict.fromkeys(broken, code)
+    token_requests = loader.sim.stats.as_dict()["token_requests"]
+    result = loader.run(ids)
+    assert_broken_tasks_kept_their_rows(loader, world, ids, broken, before)
+    rows = loader.query(f"select task_id, status, error_code, error_msg from {DATASET}.task_fetch_status")
+    refused = {task: (status, error, msg) for task, status, error, msg in rows if task in broken}
+    assert {task: (status, error) for task, (status, error, _) in refused.items()} == dict.fromkeys(
+        broken, ("failed", code)
+    )
+    assert all("refused for this request only" in msg for _, _, msg in refused.values())
+    assert result.stats.token_refreshes == renewals
+    assert loader.sim.stats.as_dict()["token_requests"] - token_requests == 1 + renewals
+
+
+def test_credentials_refused_everywhere_mid_run_stop_it_after_a_bounded_number_of_tasks(
+    loader: Loader, world: World
+) -> None:
+    ids = world.task_ids()
+    loader.run(ids)
+    before = loader.followers()
+    loader.sim.faults.task_codes = dict.fromkeys(ids[5:], 1470403)  # the app lost its rights mid-run
+    with pytest.raises(FatalError, match=r"neither a user nor a tenant token \(code 1470403\)"):
+        loader.run(ids, concurrency=4)
+    assert loader.followers() == before  # a fatal run deletes nothing
+    assert set(loader.statuses().values()) == {"ok"}
+
+
+def deeply_nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+def test_listed_task_objects_of_any_shape_are_stored_never_crash_the_load(
+    loader: Loader, world: World
+) -> None:
+    """The listing's task objects are stored as sent: nesting, integer size and keys must not matter."""
+    ids = world.task_ids()
+    hostile, other = ids[0], ids[1]
+    task = world._task(hostile)
+    task.source = 10**30  # past 64 bits
+    task.origin["href"] = {
+        "url": deeply_nested(400),  # dlt's normalizer recurses per level
+        "_dlt_id": "same-for-all",  # dlt's own columns, and ours
+        "_tombstone": True,
+        "": "an empty key",
+    }
+    world._task(other).origin["href"] = {"_dlt_id": "same-for-all"}
+    result = loader.run(discover=True)
+    assert loader.followers() == truth(world, ids)
+    assert result.stats.listing_problems == []
+    [(source, href)] = loader.query(
+        f"select source, origin__href__url__k__k__k__k__k from {DATASET}.tasks where id = '{hostile}'"
+    )
+    assert source is None and href.startswith('{"k": {"k":')  # past 8 levels: JSON text
+    dlt_ids = loader.query(f"select _dlt_id from {DATASET}.tasks where id in ('{hostile}', '{other}')")
+    assert len({row[0] for row in dlt_ids}) == 2 and "same-for-all" not in {row[0] for row in dlt_ids}

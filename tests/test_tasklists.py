@@ -6,6 +6,7 @@ import pytest
 
 from feishu_followers.run import run
 from feishu_simulator import World
+from feishu_simulator.faults import BODY_KINDS
 from feishu_tasks.errors import FatalError
 
 from .conftest import DATASET, Loader, cli, sim_env, truth
@@ -217,3 +218,22 @@ def test_cli_flags_for_task_lists(loader: Loader, world: World, tmp_path) -> Non
     )
     options = loader.options(all_tasklists=True)
     assert run(options).stats.tasks_by_status
+
+
+def test_bad_answers_on_every_v2_endpoint_are_retried_to_an_exact_load(loader: Loader, world: World) -> None:
+    guids = readable_lists(world)
+    listed = tasks_in(world, guids)
+    loader.sim.faults.bad_answer_fraction = 0.3  # lists, a list's tasks and get task alike
+    loader.sim.faults.random_bad_kinds = [k for k in BODY_KINDS if k != "trickle"]  # all spoil a v2 answer
+    result = loader.run(all_tasklists=True, followers_api="v2", max_attempts=12, backoff_base_seconds=0.01)
+    assert result.stats.listing_problems == [] and result.stats.retries > 5
+    assert list_statuses(loader) == {g: "ok" for g in guids} | {
+        g: "no_permission" for g in world.find_tasklists(app_member=True, forbidden=True)
+    }
+    assert list_tasks(loader) == {g: set(world.tasklist_tasks(g)) for g in guids if world.tasklist_tasks(g)}
+    readable = [t for t in listed if t not in world.forbidden]
+    rows = loader.query(f"select task_id, follower_id from {DATASET}.task_followers")
+    got: dict[str, set[str]] = {}
+    for task_id, follower_id in rows:
+        got.setdefault(task_id, set()).add(follower_id)
+    assert got == {t: {f for f, _ in world.v2_followers(t)} for t in readable if world.v2_followers(t)}

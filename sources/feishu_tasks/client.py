@@ -17,7 +17,7 @@ import httpx
 
 from .auth import TenantToken, TokenSource, UserToken
 from .endpoints import FOLLOWERS, Endpoint
-from .errors import BadAnswersError, BudgetExhausted, FatalError
+from .errors import BudgetExhausted, CredentialsError, FatalError, TaskError
 from .pages import ListPage, PageError, PageParser
 from .pagination import PagingBounds
 from .ratelimit import Pacing, PacingLimiter
@@ -43,46 +43,15 @@ from .settings import (
 )
 from .stats import FetchStats
 from .transport import NoAnswer, PlainHttp, Reply, ShardedHttp
+from .watches import CredentialsWatch, FirstAnswersWatch
 
 T = TypeVar("T")
-
-# This many bad bodies before any answer in Feishu's envelope: not a bad task, a wrong
-# base_url or a proxy in the way. Random bad answers at even a 50 % rate get here once in
-# a million runs.
-FIRST_ANSWERS_ALL_BAD = 20
 
 
 class HttpGetter(Protocol):
     """What the client needs from the HTTP layer: one GET, its whole answer or NoAnswer."""
 
     async def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Reply: ...
-
-
-class FirstAnswersWatch:
-    """Stops the run when its first answers are all bad bodies (one bad task is not a reason).
-
-    Once one answer came in Feishu's envelope, the host is right and bad bodies are faults of
-    their requests: they are retried, and a task that keeps getting them fails alone.
-    """
-
-    def __init__(self, base_url: str, limit: int = FIRST_ANSWERS_ALL_BAD) -> None:
-        self.base_url = base_url
-        self.limit = limit
-        self.trusted = False
-        self.bad = 0
-
-    def note(self, verdict: Verdict) -> None:
-        if self.trusted:
-            return
-        if not isinstance(verdict, Transient) or not verdict.bad_body:
-            self.trusted = True
-            return
-        self.bad += 1
-        if self.bad >= self.limit:
-            raise BadAnswersError(
-                f"the first {self.bad} answers from {self.base_url} were not the Feishu API "
-                f"(the last: {verdict.reason}); check base_url and any proxy in between"
-            )
 
 
 class FeishuClient:
@@ -109,6 +78,7 @@ class FeishuClient:
         self.task_bounds = task_bounds or ClientSettings("").task_bounds()
         self.listing_bounds = listing_bounds or ClientSettings("").listing_bounds()
         self.watch = FirstAnswersWatch(base_url or "the server")
+        self.credentials = CredentialsWatch()
 
     async def get(
         self, path: str, params: dict[str, Any], parse: PageParser[T], endpoint: Endpoint = FOLLOWERS
@@ -132,14 +102,18 @@ class FeishuClient:
                     limiter.pause(attempts.after_rate_limit(verdict))
                 case Transient() | Malformed():
                     await asyncio.sleep(attempts.after_failure(verdict))
-                case TokenRejected():
-                    self._renew_token(verdict, token, token_renewed)
+                case TokenRejected() if self._may_renew(verdict, token_renewed):
+                    self.tokens.invalidate(token)  # the next send fetches a fresh one
+                    self.stats.token_refreshes += 1
                     token_renewed = True
                     continue
+                case TokenRejected() | Fatal():
+                    judged = self.credentials.refused(endpoint, self._fatal(verdict), verdict.as_task_error())
+                    if isinstance(judged, TaskError):
+                        raise judged
+                    await asyncio.sleep(attempts.after_failure(judged))
                 case TaskFailed():
                     raise verdict.error
-                case Fatal():
-                    raise FatalError(verdict.message)
             self.stats.retries += 1
 
     async def _send_slot(self, limiter: PacingLimiter) -> str:
@@ -164,14 +138,19 @@ class FeishuClient:
         self.stats.count_answer()
         verdict = classify(reply.status, reply.headers, reply.body, endpoint.family)
         self.watch.note(verdict)
+        if type(verdict) is Ok or type(verdict) is TaskFailed:  # the credentials got past authentication
+            self.credentials.accepted(endpoint)
         return _checked(verdict, parse) if type(verdict) is Ok else verdict
 
-    def _renew_token(self, verdict: TokenRejected, token: str, already_renewed: bool) -> None:
-        """Drop a refused tenant token so the next send fetches a fresh one; only once per request."""
-        if already_renewed or not self.tokens.can_refresh or verdict.code not in TOKEN_REFRESHABLE_CODES:
-            raise FatalError(self.tokens.rejection_message(verdict.code, verdict.msg))
-        self.tokens.invalidate(token)
-        self.stats.token_refreshes += 1
+    def _fatal(self, refusal: TokenRejected | Fatal) -> CredentialsError:
+        """The one line for refused credentials, should the refusal prove systematic."""
+        if isinstance(refusal, Fatal):
+            return CredentialsError(refusal.message)
+        return CredentialsError(self.tokens.rejection_message(refusal.code, refusal.msg))
+
+    def _may_renew(self, verdict: TokenRejected, already_renewed: bool) -> bool:
+        """A refused tenant token is renewed once per request; a user token cannot be."""
+        return not already_renewed and self.tokens.can_refresh and verdict.code in TOKEN_REFRESHABLE_CODES
 
 
 def _checked(verdict: Ok, parse: PageParser[T]) -> ListPage[T] | Malformed:

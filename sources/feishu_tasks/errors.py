@@ -9,6 +9,7 @@
     │   └── BadAnswersError      answers are systematically not Feishu's (wrong base_url, a proxy)
     ├── TaskError                one task (or one listing) could not be read: recorded as data
     │   ├── ApiError             a non-zero business code that retrying will not cure
+    │   │   └── RefusedHere      credentials refused for this request only (accepted for others)
     │   ├── RetriesExhausted     transient faults (5xx, 429, timeouts, bad bodies) until attempts ran out
     │   └── ProtocolError        the answer broke the API's contract (pagination, envelope, items)
     └── BudgetExhausted          not a failure: the run's ``max_requests`` is spent
@@ -60,6 +61,14 @@ class ApiError(TaskError):
 
     def __str__(self) -> str:
         return f"HTTP {self.http_status}, code {self.code}: {self.msg}"
+
+
+class RefusedHere(ApiError):
+    """Credentials the endpoint accepts for other requests, refused for this one: a ``failed``
+    task whatever the code says (see ``watches.CredentialsWatch``)."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} (refused for this request only: accepted for others)"
 
 
 class RetriesExhausted(TaskError):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from .client import FeishuClient
 from .endpoints import FOLLOWERS, GET_TASK
-from .errors import ApiError, ProtocolError, TaskError
+from .errors import ApiError, ProtocolError, RefusedHere, TaskError
 from .pages import Follower, parse_followers_page, parse_task_followers_v2
 from .pagination import iter_pages
 from .settings import (
@@ -110,7 +110,9 @@ STATUS_BY_CODE = {
 
 def _status_of(exc: TaskError) -> str:
     """invalid_task and no_permission come from their business codes; anything else is failed."""
-    return STATUS_BY_CODE.get(exc.code or 0, STATUS_FAILED) if isinstance(exc, ApiError) else STATUS_FAILED
+    if isinstance(exc, RefusedHere) or not isinstance(exc, ApiError):
+        return STATUS_FAILED  # a refusal of this request says nothing about the task itself
+    return STATUS_BY_CODE.get(exc.code or 0, STATUS_FAILED)
 
 
 def _failed(outcome: TaskOutcome, status: str, code: int | None, msg: str, log_id: str | None) -> TaskOutcome:

@@ -10,13 +10,14 @@ answer of the token endpoint. Neither ever raises: whatever the bytes, the resul
   the caller from a ``PageError``, or by ``classify_token``); tried again like ``Transient``;
 - ``TokenRejected``: the token is refused (the caller may renew it once);
 - ``TaskFailed``: a business error of this request that retrying will not cure;
-- ``Fatal`` / ``CredentialsRefused``: the run cannot go on.
+- ``Fatal`` / ``CredentialsRefused``: the credentials cannot be used; the run cannot go on
+  (for ``Fatal``, unless the endpoint accepts them for other requests: ``watches.py``).
 
 The rules come from shared/feishu-api.md: decide from the body ``code`` (the HTTP status of
 token errors is not reliable), 429 or 99991400 is a rate limit whatever the body, 5xx is
 transient. A body that is not a JSON object with an integer ``code`` is a *bad body*:
 transient for this request (a proxy, a gateway page, a cut connection), and a sign of a wrong
-``base_url`` when every answer is one (see ``FirstAnswersWatch`` in client.py).
+``base_url`` when every answer is one (see ``FirstAnswersWatch`` in watches.py).
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ class TokenRejected:
     code: int
     msg: str
     log_id: str | None = None
+    status: int = 200
+
+    def as_task_error(self) -> ApiError:
+        """The answer as one request's failure (see ``watches.CredentialsWatch``)."""
+        return ApiError(self.status, self.code, self.msg, self.log_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +115,17 @@ class TaskFailed:
 
 @dataclass(frozen=True, slots=True)
 class Fatal:
-    """The run cannot go on; ``message`` is the one line for the user."""
+    """The credentials cannot be used here; ``message`` is the one line for the user.
+
+    ``error`` is the same answer as one request's failure, for an endpoint that accepts the
+    same credentials for other requests (see ``watches.CredentialsWatch``).
+    """
 
     message: str
+    error: ApiError
+
+    def as_task_error(self) -> ApiError:
+        return self.error
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +173,9 @@ def classify(status: int, headers: Headers, body: bytes, family: Family = "v1") 
         return Transient(f"HTTP {status} with code 0", code, log_id)
     msg = server_text(envelope.get("msg"))
     if code in TOKEN_ERROR_CODES:
-        return TokenRejected(code, msg, log_id)
+        return TokenRejected(code, msg, log_id, status)
     if code == CODE_WRONG_TOKEN_TYPE and family == "v1":
-        return Fatal(WRONG_TOKEN_TYPE_MESSAGE.format(code=code))
+        return Fatal(WRONG_TOKEN_TYPE_MESSAGE.format(code=code), ApiError(status, code, msg, log_id))
     if code in (TRANSIENT_CODES if family == "v1" else V2_TRANSIENT_CODES) or status >= 500:
         return Transient(f"HTTP {status}, code {code}: {msg}", code, log_id)
     return TaskFailed(ApiError(status, code, msg, log_id))

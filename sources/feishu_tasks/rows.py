@@ -165,7 +165,7 @@ def unix_seconds_to_timestamp(value: Any) -> datetime | None:
 
 def task_row(task: Mapping[str, Any]) -> dict[str, Any]:
     """A task object of the list endpoint, with Unix-second strings as timestamps."""
-    row = _storable(dict(task))
+    row: dict[str, Any] = _storable(dict(task))
     for name in _SECONDS_FIELDS:
         if name in row:
             row[name] = unix_seconds_to_timestamp(row[name])
@@ -175,14 +175,40 @@ def task_row(task: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _storable(task: dict[str, Any]) -> dict[str, Any]:
-    """The task, with any lone surrogate (valid JSON, not valid UTF-8: unstorable) replaced by "?"."""
+# The task objects of the listing are stored as the server sent them (dlt makes columns and
+# child tables of them), so whatever the server sends must be storable: dlt's normalizer
+# recurses once per level (a hostile nesting ends in RecursionError) and refuses integers
+# past 64 bits (stored as null), DuckDB and Postgres refuse lone surrogates, and keys named like dlt's own
+# columns (``_dlt_id``, our ``_tombstone``) would corrupt the links between tables or delete rows.
+MAX_NESTING = 8  # Feishu's task object nests 3 levels (origin.href.url); deeper is kept as JSON text
+_INT64 = range(-(2**63), 2**63)
+
+
+def _storable(value: Any, depth: int = 0) -> Any:
+    """``value`` made storable by any destination, without changing what a sane answer holds."""
+    if type(value) is dict:
+        if depth >= MAX_NESTING:
+            return _json_text(value)
+        return {
+            _text(str(key)) or "_": _storable(item, depth + 1)
+            for key, item in value.items()
+            if not str(key).startswith(("_dlt", TOMBSTONE))
+        }
+    if type(value) is list:
+        return _json_text(value) if depth >= MAX_NESTING else [_storable(item, depth + 1) for item in value]
+    if type(value) is int and value not in _INT64:
+        return None  # as text, dlt would cast it back to the column's bigint, and fail there
+    if type(value) is str:
+        return _text(value)
+    return value
+
+
+def _json_text(value: Any) -> str | None:
+    """Too deep to be columns: the JSON text (None if even that is too deep to encode)."""
     try:
-        json.dumps(task, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(task, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
-        return dict(json.loads(text))
-    return task
+        return _text(json.dumps(value, ensure_ascii=False))
+    except (RecursionError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------- task lists (v2)
@@ -206,11 +232,9 @@ def _text(value: Any) -> str | None:
 
 def _count(value: Any) -> int | None:
     """A count sent as a JSON number or a string of digits (v2 is typed int, shown as strings)."""
-    if type(value) is int:
-        return value
     if type(value) is str and value.strip().isdigit():
-        return int(value.strip())
-    return None
+        value = int(value.strip())
+    return value if type(value) is int and value in _INT64 else None
 
 
 def _member_id(member: Any) -> str | None:

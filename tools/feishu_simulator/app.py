@@ -329,6 +329,9 @@ class SimulatorApp:
             offset = parsed
         if _fails_now(task_id, faults):
             return _fail(INTERNAL_ERROR, 500)
+        if task_id in faults.task_codes:  # one task refused with a code the others never get
+            refusal = (faults.task_codes[task_id], "refused for this task")
+            return _fail(refusal, faults.token_error_http_status)
         try:
             items, total = self.world.follower_page(task_id, offset, size, id_type)
         except TaskNotFound:

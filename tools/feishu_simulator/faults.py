@@ -111,6 +111,9 @@ class Faults:
     fail_first_n_requests_for: dict[str, int] = field(default_factory=dict)
     #: Task ids whose follower-list requests always fail with 500.
     always_fail_tasks: set[str] = field(default_factory=set)
+    #: Task id -> business code its follower-list requests always get (e.g. a token error
+    #: 99991663 or 1470403 for this task only), with ``token_error_http_status``.
+    task_codes: dict[str, int] = field(default_factory=dict)
 
     #: Lifetime of newly issued tenant tokens; expired tokens get code 99991663.
     token_ttl_seconds: int = 7200
