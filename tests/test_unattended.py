@@ -191,6 +191,16 @@ def test_the_working_folder_stays_bounded(loader: Loader, world: World) -> None:
         ({"SOURCES__FEISHU_TASKS__DISCOVER": "maybe"}, "expected true or false"),
         ({"SOURCES__FEISHU_TASKS__LOCK_TIMEOUT": "-"}, "SOURCES__FEISHU_TASKS__LOCK_TIMEOUT"),
         ({"SOURCES__FEISHU_TASKS__USER_ID_TYPE": "email"}, "user_id_type must be one of"),
+        (
+            {"SOURCES__FEISHU_TASKS__CONCURRENCY": "0"},
+            "concurrency (SOURCES__FEISHU_TASKS__CONCURRENCY): cannot use 0",
+        ),
+        ({"SOURCES__FEISHU_TASKS__MAX_RPM": "-5"}, "max_rpm (SOURCES__FEISHU_TASKS__MAX_RPM): cannot use -5"),
+        (
+            {"SOURCES__FEISHU_TASKS__TIMEOUT_SECONDS": "inf"},
+            "timeout_seconds (SOURCES__FEISHU_TASKS__TIMEOUT",
+        ),
+        ({"SOURCES__FEISHU_TASKS__STALE_AFTER": "99999999999d"}, "cannot use '99999999999d'"),
     ],
 )
 def test_a_bad_config_value_is_one_line_naming_the_key(
@@ -199,6 +209,14 @@ def test_a_bad_config_value_is_one_line_naming_the_key(
     done = cli(run_args(loader, world.task_ids()[:2]), tmp_path, env_for(loader, **env))
     assert done.returncode == 1, done.stderr
     assert expected in assert_one_line(done.stderr, "feishu-followers: error: ")
+
+
+def test_a_folder_as_the_duckdb_file_is_one_line(loader: Loader, world: World, tmp_path: Path) -> None:
+    done = cli(
+        [*run_args(loader, world.task_ids()[:2]), "--duckdb", str(tmp_path)], tmp_path, env_for(loader)
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"--duckdb {tmp_path} is a folder" in assert_one_line(done.stderr, "feishu-followers: error: ")
 
 
 def test_a_broken_config_file_is_one_line(loader: Loader, world: World, tmp_path: Path) -> None:

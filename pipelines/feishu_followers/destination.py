@@ -30,10 +30,18 @@ DEFAULT_DESTINATION = "duckdb"
 DERIVED_RELATIONS_ON = ("duckdb", "motherduck", "postgres")
 
 
+def checked_duckdb_file(options: RunOptions) -> str:
+    """``--duckdb``, if it can name a database file (not a folder): checked before the run's lock."""
+    path = Path(options.duckdb_path)
+    if path.is_dir() or not path.name:
+        raise ConfigError(f"--duckdb {path} is a folder; give a file path such as ./followers.duckdb")
+    return options.duckdb_path
+
+
 def make_destination(options: RunOptions) -> Destination[Any, Any]:
     """The dlt destination of ``options``; an unknown name stops the run before any request."""
     if options.destination == DEFAULT_DESTINATION:
-        if Path(options.duckdb_path).stem == options.dataset:
+        if Path(checked_duckdb_file(options)).stem == options.dataset:
             raise ConfigError(
                 f"the DuckDB file {options.duckdb_path} is named like the dataset {options.dataset!r}: "
                 "DuckDB then cannot tell the file from the schema; choose another file name (--duckdb) "

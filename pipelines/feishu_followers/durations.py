@@ -8,6 +8,7 @@ from datetime import timedelta
 from feishu_tasks.errors import ConfigError
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+LONGEST = timedelta(days=36_500)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
@@ -16,4 +17,7 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(str(text))
     if not match:
         raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 15m, 6h, 7d)")
-    return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds > LONGEST.total_seconds():  # datetime arithmetic overflows long before infinity
+        raise ConfigError(f"not a usable duration: {text!r} is longer than 100 years")
+    return timedelta(seconds=seconds)

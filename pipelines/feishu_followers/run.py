@@ -30,6 +30,7 @@ from .destination import (
     DEFAULT_DESTINATION,
     builds_derived_relations,
     check_writable,
+    checked_duckdb_file,
     make_destination,
     query_task_ids,
     skipped_steps_note,
@@ -242,7 +243,7 @@ def run(
     started = time.monotonic()
     pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
     the_run = Run(options, control or RunControl(), notify)
-    duckdb_file = options.duckdb_path if options.destination == DEFAULT_DESTINATION else None
+    duckdb_file = checked_duckdb_file(options) if options.destination == DEFAULT_DESTINATION else None
     with run_lock(options.pipeline_name, pipelines_dir, duckdb_file), fatal_errors_as_one_line():
         result = the_run.execute()
     result.elapsed_seconds = time.monotonic() - started

@@ -27,6 +27,7 @@ from datetime import timedelta
 import dlt
 from dlt.sources import DltResource
 
+from .arguments import check_arguments
 from .client import ClientSettings
 from .control import current_run_control
 from .credentials import FeishuAppCredentials, FeishuCredentials, FeishuUserCredentials
@@ -155,13 +156,28 @@ def feishu_tasks(
         raise ConfigError(f"user_id_type must be one of {', '.join(USER_ID_TYPES)}, not {user_id_type!r}")
     if followers_api not in FOLLOWERS_APIS:
         raise ConfigError(f"followers_api must be one of {', '.join(FOLLOWERS_APIS)}, not {followers_api!r}")
+    check_arguments(
+        concurrency=concurrency,
+        max_rps=max_rps,
+        max_rpm=max_rpm,
+        timeout_seconds=timeout_seconds,
+        max_pages_per_task=max_pages_per_task,
+        max_seconds_per_task=max_seconds_per_task,
+        max_listing_pages=max_listing_pages,
+        max_listing_seconds=max_listing_seconds,
+        max_attempts=max_attempts,
+        backoff_base_seconds=backoff_base_seconds,
+        discover_lookback_seconds=discover_lookback_seconds,
+        stale_after_seconds=stale_after_seconds,
+        max_requests=max_requests,
+    )
     control = current_run_control()
     settings = ClientSettings(
         base_url=base_url.rstrip("/"),
         app_id=getattr(credentials, "app_id", None),
         app_secret=getattr(credentials, "app_secret", None),
         user_access_token=getattr(credentials, "user_access_token", None),
-        concurrency=max(1, int(concurrency)),
+        concurrency=int(concurrency),
         max_rps=max_rps or None,
         max_rpm=max_rpm or None,
         endpoint_limits=parse_endpoint_limits(endpoint_limits),
@@ -170,7 +186,7 @@ def feishu_tasks(
         max_seconds_per_task=max_seconds_per_task,
         max_listing_pages=max_listing_pages,
         max_listing_seconds=max_listing_seconds,
-        retry=RetryPolicy(max_attempts=max(1, int(max_attempts)), backoff_base_seconds=backoff_base_seconds),
+        retry=RetryPolicy(max_attempts=int(max_attempts), backoff_base_seconds=backoff_base_seconds),
     )
     plan = FetchPlan(
         list(task_ids or ()),
