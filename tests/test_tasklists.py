@@ -9,7 +9,7 @@ from feishu_simulator import World
 from feishu_simulator.faults import BODY_KINDS
 from feishu_tasks.errors import FatalError
 
-from .conftest import DATASET, Loader, cli, sim_env, truth
+from .conftest import DATASET, Loader, cli, on_every_destination, sim_env, truth
 
 UNKNOWN_LIST = "00000000-0000-4000-8000-00000000abcd"
 
@@ -207,15 +207,24 @@ def test_each_endpoint_is_paced_against_its_own_quota(loader: Loader, world: Wor
     assert stats["by_endpoint"]["v2_get_task"] == len(listed)
 
 
-def test_cli_flags_for_task_lists(loader: Loader, world: World, tmp_path) -> None:
-    guid = readable_lists(world)[0]
-    env = sim_env(loader.sim)
-    args = ["run", *loader.cli_args(), "--tasklist", guid, "--tasklist-completed", "true"]
-    done = cli([*args, "--followers-api", "auto"], tmp_path, env)
+@on_every_destination
+def test_cli_two_tasklists_through_v2_and_auto(loader: Loader, world: World, tmp_path) -> None:
+    """``run --tasklist G1 --tasklist G2 --followers-api v2``, then ``auto`` on the open tasks only."""
+    first, second = readable_lists(world)[:2]
+    env = sim_env(loader.sim, **loader.cli_env())
+    args = ["run", *loader.cli_args(), "--tasklist", first, "--tasklist", second]
+    done = cli([*args, "--followers-api", "v2"], tmp_path, env)
     assert done.returncode == 0, done.stderr
-    assert list_tasks(loader) == {guid: set(world.tasklist_tasks(guid, True))} or not world.tasklist_tasks(
-        guid, True
-    )
+    listed = tasks_in(world, [first, second])
+    assert loader.followers() == v2_truth(world, listed) == open_intervals(loader)
+    assert list_tasks(loader) == {
+        g: set(world.tasklist_tasks(g)) for g in (first, second) if world.tasklist_tasks(g)
+    }
+    done = cli([*args, "--tasklist-completed", "false", "--followers-api", "auto"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert list_tasks(loader) == {
+        g: set(world.tasklist_tasks(g, False)) for g in (first, second) if world.tasklist_tasks(g, False)
+    }
     options = loader.options(all_tasklists=True)
     assert run(options).stats.tasks_by_status
 
@@ -237,3 +246,72 @@ def test_bad_answers_on_every_v2_endpoint_are_retried_to_an_exact_load(loader: L
     for task_id, follower_id in rows:
         got.setdefault(task_id, set()).add(follower_id)
     assert got == {t: {f for f, _ in world.v2_followers(t)} for t in readable if world.v2_followers(t)}
+
+
+def v2_truth(world: World, task_ids: list[str]) -> dict[str, set[str]]:
+    """The followers v2 shows (users and apps) of the readable tasks that have any."""
+    readable = [t for t in task_ids if t not in world.forbidden]
+    return {t: {f for f, _ in world.v2_followers(t)} for t in readable if world.v2_followers(t)}
+
+
+def open_intervals(loader: Loader) -> dict[str, set[str]]:
+    rows = loader.query(
+        f"select task_id, follower_id from {DATASET}.task_follower_history where valid_to is null"
+    )
+    out: dict[str, set[str]] = {}
+    for task_id, follower_id in rows:
+        out.setdefault(task_id, set()).add(follower_id)
+    return out
+
+
+def closed_follows(loader: Loader, task_id: str) -> list[tuple]:
+    return loader.query(
+        f"select follower_id from {DATASET}.task_follower_history "
+        "where task_id = %s and valid_to is not null",
+        task_id,
+    )
+
+
+@on_every_destination
+def test_v2_follows_unfollows_list_moves_and_history_then_v1(loader: Loader, world: World) -> None:
+    """Through --all-tasklists and v2, then v1 on the same tasks: exact sets, history after each run."""
+    guids = readable_lists(world)
+    listed = tasks_in(world, guids)
+    loader.run(all_tasklists=True, followers_api="v2")
+    assert loader.followers() == v2_truth(world, listed) == open_intervals(loader)
+
+    with_apps = next(
+        t for t in listed if t not in world.forbidden and any(k == "app" for _, k in world.v2_followers(t))
+    )
+    users = [
+        t for t in listed if t not in world.forbidden and len(world.followers(t)) >= 2 and t != with_apps
+    ]
+    grow, shrink, empty = users[:3]
+    added_app = world.add_app_follower(grow)
+    added_user = world.add_follower(grow)
+    gone = world.followers(shrink)[0]
+    world.remove_follower(shrink, gone)
+    world.remove_all_followers(empty)  # its user followers; app followers (if any) stay
+    source = next(g for g in guids if grow in world.tasklist_tasks(g))
+    target = next(g for g in guids if grow not in world.tasklist_tasks(g))
+    world.remove_task_from_tasklist(source, grow)
+    world.add_task_to_tasklist(target, grow)  # moved: it leaves one list and joins another
+    loader.run(all_tasklists=True, followers_api="v2")
+    listed = tasks_in(world, guids)
+    assert loader.followers() == v2_truth(world, listed) == open_intervals(loader)
+    assert {added_app, added_user} <= loader.followers()[grow]
+    assert grow not in list_tasks(loader).get(source, set()) and grow in list_tasks(loader)[target]
+    assert closed_follows(loader, shrink) == [(gone,)]
+    member_types = dict(
+        loader.query(
+            f"select follower_id, member_type from {DATASET}.task_followers where task_id = '{grow}'"
+        )
+    )
+    assert member_types[added_app] == "app" and member_types[added_user] == "user"
+
+    loader.run(listed, followers_api="v1")  # v1 shows no app followers: their follows close
+    v1_sets = truth(world, [t for t in listed if t not in world.forbidden and t not in world.v2_only])
+    assert loader.followers() == v1_sets == open_intervals(loader)
+    apis = dict(loader.query(f"select task_id, api from {DATASET}.task_fetch_status where status = 'ok'"))
+    assert set(apis.values()) == {"v1"}
+    assert (added_app,) in closed_follows(loader, grow)
