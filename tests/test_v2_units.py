@@ -131,3 +131,8 @@ def test_tasklist_rows_never_store_a_repr() -> None:
     )
     assert tasks[0]["summary"] is None and tasks[0]["subtask_count"] == 2 and tasks[0]["due_at"] is None
     assert tasklist_task_rows("g", []) == [{"tasklist_guid": "g", "task_guid": "", TOMBSTONE: True}]
+
+
+def test_a_count_past_64_bits_is_null() -> None:
+    [row] = tasklist_task_rows("g", [{"guid": "t", "subtask_count": 10**30}])
+    assert row["subtask_count"] is None  # no destination could store it

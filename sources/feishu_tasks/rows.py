@@ -273,7 +273,7 @@ def tasklist_task_rows(guid: str, tasks: Iterable[Mapping[str, Any]]) -> list[di
     leaves it, and an emptied list has no rows.
     """
     rows = []
-    for task in tasks:
+    for task in tasks:  # listed once each: read_tasklist drops a task listed twice
         due_at, due_all_day = _when(task.get("due"))
         start_at, start_all_day = _when(task.get("start"))
         rows.append(
