@@ -101,3 +101,15 @@ def test_adapt_lowers_the_limits_the_server_announces() -> None:
     limiter.adapt(2000, 30)  # never raised above what is configured
     limiter.adapt(100, 0)
     assert limiter.minute_limit == 100 and limiter.interval == pytest.approx(0.1)
+
+
+def test_an_announced_limit_never_lowers_pacing_below_a_tenth_of_the_configured() -> None:
+    clock = FakeClock()
+    limiter = PacingLimiter(50, 1000, headroom=1.0, clock=clock, sleep=clock.sleep)
+    limiter.adapt(1, 30)  # "1 per minute": a run of 10,000 tasks would take a week
+    assert limiter.minute_limit == 100
+    limiter.adapt(1, 1)
+    assert limiter.interval == pytest.approx(1 / 5)
+    unpaced = PacingLimiter(None, None, headroom=1.0, clock=clock, sleep=clock.sleep)
+    unpaced.adapt(1, 30)
+    assert unpaced.minute_limit == 100

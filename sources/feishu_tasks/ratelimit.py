@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 from .endpoints import Endpoint
 
+MIN_ADAPTED_SHARE = 0.1  # an announced limit lowers ours to no less than this share of it
+FLOOR_UNCONFIGURED = {False: 50.0, True: 1000.0}  # per second / per minute, where pacing is off
+
 
 @dataclass(frozen=True)
 class PacingRules:
@@ -125,14 +128,26 @@ class PacingLimiter:
         """
         if not server_limit or server_limit <= 0:
             return
-        allowed = server_limit * self._headroom
-        if reset_seconds is not None and reset_seconds > 1.5:
+        per_minute = reset_seconds is not None and reset_seconds > 1.5
+        allowed = max(server_limit * self._headroom, self._floor(per_minute))
+        if per_minute:
             if self._minute is None or self._minute.limit > allowed:
                 old = self._minute.sent if self._minute else deque()
                 self._minute = self._minute_window(allowed)
                 self._minute.sent = old  # what was sent still counts
         elif not self.interval or self.interval < 1.0 / allowed:
             self.interval = 1.0 / allowed
+
+    def _floor(self, per_minute: bool) -> float:
+        """The least an announced limit lowers us to: a tenth of what is configured.
+
+        A server (or a proxy) announcing a limit of 1 would otherwise pace a 10,000-task run
+        over a week: far below the documented quota, the run goes on at the floor and the 429s
+        that follow are waited out (bounded) as any 429 is.
+        """
+        configured = self._configured[1 if per_minute else 0]
+        floor = (configured or FLOOR_UNCONFIGURED[per_minute]) * self._headroom * MIN_ADAPTED_SHARE
+        return max(1.0, floor)
 
 
 class Pacing:
