@@ -72,3 +72,32 @@ def test_disk_full_during_the_load_is_one_line_and_the_next_run_is_exact(
     assert loader.followers() == truth(world, ids)
     assert loader.query(f"select count(*) from {DATASET}.task_fetch_status") == [(len(ids),)]
     assert_open_intervals_match_current(loader)
+
+
+@needs_tmpfs
+@pytest.mark.parametrize("read_only", ["duckdb_folder", "pipelines_dir"])
+def test_a_read_only_folder_is_one_line_naming_it(
+    loader: Loader, world: World, tmp_path: Path, read_only: str
+) -> None:
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    duckdb = frozen / "followers.duckdb" if read_only == "duckdb_folder" else loader.duckdb
+    pipelines = frozen / "pipelines" if read_only == "pipelines_dir" else loader.pipelines_dir
+    args = [
+        "run",
+        "--duckdb",
+        str(duckdb),
+        "--pipelines-dir",
+        str(pipelines),
+        "--task-id",
+        world.task_ids()[0],
+    ]
+    command = shlex.join([sys.executable, "-m", "feishu_followers.cli", *args])
+    script = f"mount --bind -o ro {frozen} {frozen} && {command}"
+    done = cli([], tmp_path, sim_env(loader.sim), command=["unshare", "-rm", "sh", "-c", script])
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    what = "the DuckDB file's folder" if read_only == "duckdb_folder" else "the pipelines folder"
+    assert lines[0].startswith(f"feishu-followers: error: cannot write {what} {frozen}")
+    assert lines[0].endswith("Read-only file system")

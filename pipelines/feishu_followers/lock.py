@@ -27,8 +27,12 @@ class PipelineBusy(FatalError):
 
 
 @contextmanager
-def _flock(path: Path, busy_message: str) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def _flock(path: Path, busy_message: str, what: str) -> Iterator[None]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only folder, no permission, a full disk
+        reason = exc.strerror or exc
+        raise FatalError(f"cannot write {what} {path.parent} (lock {path.name}): {reason}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -57,6 +61,7 @@ def run_lock(pipeline_name: str, pipelines_dir: str | Path, duckdb_path: str | P
                 pipeline_lock,
                 f"another run of pipeline {pipeline_name!r} is in progress (lock {pipeline_lock}); "
                 "wait for it to finish",
+                "the pipelines folder",
             )
         )
         if duckdb_path is not None:
@@ -67,6 +72,7 @@ def run_lock(pipeline_name: str, pipelines_dir: str | Path, duckdb_path: str | P
                     file_lock,
                     f"another run is loading {database} (lock {file_lock}), from another pipeline or "
                     "--pipelines-dir; wait for it to finish",
+                    "the DuckDB file's folder",
                 )
             )
         yield
