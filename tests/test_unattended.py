@@ -238,3 +238,24 @@ def test_the_summary_counts_what_the_tables_hold(loader: Loader, world: World, t
     invalid = sum(1 for status in statuses.values() if status == "invalid_task")
     assert invalid == 2
     assert f"tasks: {len(statuses)} (ok 3, invalid_task {invalid}," in done.stdout
+
+
+@pytest.mark.parametrize("damaged", ["state.json", "schemas/feishu_tasks.schema.json"])
+def test_a_damaged_dlt_working_folder_is_one_line_and_moving_it_away_recovers(
+    loader: Loader, world: World, tmp_path: Path, damaged: str
+) -> None:
+    ids = world.task_ids()
+    loader.run(ids)
+    folder = loader.pipelines_dir / "feishu_tasks"
+    (folder / damaged).write_text("{")  # a crash mid-write, a full disk, a careless edit
+    done = cli(run_args(loader, ids), tmp_path, env_for(loader))
+    assert done.returncode == 1, done.stderr
+    line = assert_one_line(done.stderr, "feishu-followers: error: ")
+    assert f"dlt's working folder {folder} is damaged" in line and "move it away" in line
+    folder.rename(tmp_path / "moved-away")
+    world.add_follower(ids[0])
+    done = cli(run_args(loader, ids), tmp_path, env_for(loader))
+    assert done.returncode == 0, done.stderr
+    assert loader.followers() == truth(world, ids)
+    history = loader.query(f"select count(*) from {DATASET}.task_follower_history where valid_to is null")
+    assert history == [(sum(len(f) for f in truth(world, ids).values()),)]

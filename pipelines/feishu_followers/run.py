@@ -9,10 +9,12 @@ fetched is still loaded.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dlt
@@ -90,13 +92,21 @@ def make_pipeline(
     """
     collector = dlt_log_collector() if progress else StepCollector(on_step) if on_step else None
     extra: dict[str, Any] = {"progress": collector} if collector else {}
-    pipeline = dlt.pipeline(
-        pipeline_name=options.pipeline_name,
-        destination=make_destination(options),
-        dataset_name=options.dataset,
-        pipelines_dir=options.pipelines_dir or get_dlt_pipelines_dir(),
-        **extra,
-    )
+    pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
+    try:
+        pipeline = dlt.pipeline(
+            pipeline_name=options.pipeline_name,
+            destination=make_destination(options),
+            dataset_name=options.dataset,
+            pipelines_dir=pipelines_dir,
+            **extra,
+        )
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # dlt reads its state and schemas first
+        folder = Path(pipelines_dir) / options.pipeline_name
+        raise FatalError(
+            f"dlt's working folder {folder} is damaged ({str(exc).splitlines()[0]}); move it away and "
+            "run again: the state is restored from the destination, and what was pending is fetched again"
+        ) from None
     # Our runner handles SIGINT/SIGTERM itself (signals.py): the first one stops the fetch and
     # lets the load finish. dlt's own handler would instead abort that load at the first signal.
     pipeline.runtime_config.intercept_signals = False
