@@ -51,7 +51,8 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
         [*run_args(tmp_path), "--task-ids-query", "select id from wanted", "--quiet"], tmp_path, sim_env(sim)
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == ""
+    assert done.stdout.startswith("feishu-followers: loaded 8 task(s) (ok 8,")  # --quiet: one line
+    assert done.stdout.count("\n") == 1
     with duckdb.connect(str(tmp_path / "out.duckdb"), read_only=True) as con:
         loaded = {r[0] for r in con.execute(f"select task_id from {DATASET}.task_fetch_status").fetchall()}
     assert loaded == set(ids[:20])

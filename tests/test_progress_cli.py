@@ -201,20 +201,24 @@ def test_logs_get_plain_lines_at_the_configured_interval_and_json(sim: Simulator
     assert summary["stopped_by"] is None and summary["elapsed_seconds"] > summary["fetch_seconds"] > 3
 
 
-def test_quiet_prints_nothing_on_success_and_one_line_when_tasks_are_not_ok(
-    sim: Simulator, world: World, tmp_path: Path
-) -> None:
+def test_quiet_prints_the_one_line_outcome(sim: Simulator, world: World, tmp_path: Path) -> None:
     good = world.task_ids()[:5]
     args = ["run", "--duckdb", str(tmp_path / "f.duckdb"), "--pipelines-dir", str(tmp_path / "p"), "--quiet"]
     done = cli([*args, *(f"--task-id={task}" for task in good)], tmp_path, env_for(sim))
     assert done.returncode == 0, done.stderr
-    assert (done.stdout, done.stderr) == ("", "")
+    assert done.stderr == ""
+    followers = sum(len(world.followers(task)) for task in good)
+    assert re.fullmatch(
+        rf"feishu-followers: loaded 5 task\(s\) \(ok 5, invalid_task 0, no_permission 0, failed 0\), "
+        rf"{followers} followers, into {re.escape(str(tmp_path / 'f.duckdb'))} in [0-9.]+ s\n",
+        done.stdout,
+    ), done.stdout
     done = cli([*args, "--task-id", "not-a-task"], tmp_path, env_for(sim))
     assert done.returncode == 0, done.stderr
-    assert done.stdout == ""
-    assert done.stderr == (
-        "feishu-followers: next: 1 task(s) not ok; "
-        "see select * from feishu_tasks.task_fetch_status where status <> 'ok'\n"
+    assert done.stderr == "" and len(done.stdout.splitlines()) == 1
+    assert done.stdout.startswith("feishu-followers: loaded 1 task(s) (ok 0, invalid_task 1, ")
+    assert done.stdout.endswith(
+        "; next: 1 task(s) not ok; see select * from feishu_tasks.task_fetch_status where status <> 'ok'\n"
     )
 
 

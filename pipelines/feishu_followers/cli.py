@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
     from .progress import display_for
     from .run import run
     from .signals import signal_name, stop_on_signals
-    from .summary import format_dry_run, format_json, format_summary, not_ok_line
+    from .summary import format_dry_run, format_json, format_summary, outcome_line
 
     options = RunOptions.resolve(vars(args))
     control = RunControl()
@@ -188,8 +188,8 @@ def _run(args: argparse.Namespace) -> int:
         print(format_json(result, stopped_by), flush=True)
     elif not options.quiet:
         print(format_summary(result), flush=True)
-    elif stop.signum is None and (not_ok := not_ok_line(result)):
-        _say(not_ok.strip())  # --quiet: the one-line outcome, only when something needs a look
+    elif stop.signum is None:  # --quiet: the one-line outcome (after a signal, the "stopped by" line is)
+        print(outcome_line(result), flush=True)
     if stop.signum is None:
         return 0
     stats = result.stats

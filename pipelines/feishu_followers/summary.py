@@ -54,6 +54,22 @@ def not_ok_line(result: RunResult) -> str | None:
     return f"  next: {not_ok} task(s) not ok; see select * from {table} where status <> 'ok'"
 
 
+def outcome_line(result: RunResult) -> str:
+    """The run in one line (``--quiet``): what was loaded where, by outcome, and where to look next."""
+    stats = result.stats
+    by_status = ", ".join(f"{status} {stats.tasks_by_status.get(status, 0)}" for status in STATUSES)
+    line = (
+        f"feishu-followers: loaded {sum(stats.tasks_by_status.values())} task(s) ({by_status}), "
+        f"{stats.followers} followers, into {describe(result.options)} in {result.elapsed_seconds:.1f} s"
+    )
+    if stats.listing_problems:
+        line += f"; {len(stats.listing_problems)} listing(s) broke off (see the summary without --quiet)"
+    if stats.skipped_by_budget:
+        line += f"; {stats.skipped_by_budget} not fetched (--max-requests reached, next run)"
+    not_ok = not_ok_line(result)
+    return line + (f"; {not_ok.strip()}" if not_ok else "")
+
+
 def _tasklists_line(stats: FetchStats) -> list[str]:
     lists = stats.tasklists_by_status
     if not lists:
