@@ -71,6 +71,11 @@ class RefusedHere(ApiError):
         return f"{super().__str__()} (refused for this request only: accepted for others)"
 
 
+def business_code(exc: TaskError) -> int | None:
+    """The code that says what is wrong with the task or list itself: an ApiError's, not a refusal's."""
+    return exc.code if isinstance(exc, ApiError) and not isinstance(exc, RefusedHere) else None
+
+
 class RetriesExhausted(TaskError):
     """A request kept failing transiently (5xx, 429, timeouts, bad bodies) until its attempts ran out."""
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from .client import FeishuClient
 from .endpoints import FOLLOWERS, GET_TASK
-from .errors import ApiError, ProtocolError, RefusedHere, TaskError
+from .errors import ProtocolError, TaskError, business_code
 from .pages import Follower, parse_followers_page, parse_task_followers_v2
 from .pagination import iter_pages
 from .settings import (
@@ -110,9 +110,7 @@ STATUS_BY_CODE = {
 
 def _status_of(exc: TaskError) -> str:
     """invalid_task and no_permission come from their business codes; anything else is failed."""
-    if isinstance(exc, RefusedHere) or not isinstance(exc, ApiError):
-        return STATUS_FAILED  # a refusal of this request says nothing about the task itself
-    return STATUS_BY_CODE.get(exc.code or 0, STATUS_FAILED)
+    return STATUS_BY_CODE.get(business_code(exc) or 0, STATUS_FAILED)
 
 
 def _failed(outcome: TaskOutcome, status: str, code: int | None, msg: str, log_id: str | None) -> TaskOutcome:

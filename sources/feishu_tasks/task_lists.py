@@ -14,7 +14,7 @@ from typing import Any
 
 from .client import FeishuClient
 from .endpoints import TASKLIST_TASKS, TASKLISTS
-from .errors import ApiError, TaskError
+from .errors import TaskError, business_code
 from .pages import parse_tasklist_tasks_page, parse_tasklists_page
 from .pagination import iter_pages
 from .settings import CODE_V2_BAD_PARAM, CODE_V2_NO_PERMISSION, CODE_V2_NOT_FOUND, TASKLIST_PAGE_SIZE
@@ -88,10 +88,7 @@ async def read_tasklist(
                     seen.add(task["guid"])
                     outcome.tasks.append(task)
     except TaskError as exc:
-        status = (
-            _LIST_STATUS_BY_CODE.get(exc.code or 0, LIST_FAILED) if isinstance(exc, ApiError) else LIST_FAILED
-        )
-        outcome.status, outcome.tasks = status, []
+        outcome.status, outcome.tasks = _LIST_STATUS_BY_CODE.get(business_code(exc) or 0, LIST_FAILED), []
         outcome.error_code, outcome.error_msg = exc.code, str(exc)
         outcome.log_id = exc.log_id or outcome.log_id
     return outcome
