@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from feishu_tasks.arguments import CENTURY
 from feishu_tasks.errors import ConfigError
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
-LONGEST = timedelta(days=36_500)
+LONGEST = timedelta(seconds=CENTURY)  # the source's bound on its seconds arguments too
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 

@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from .endpoints import Endpoint
+from .settings import DEFAULT_MAX_RPM, DEFAULT_MAX_RPS
 
 MIN_ADAPTED_SHARE = 0.1  # an announced limit lowers ours to no less than this share of it
-FLOOR_UNCONFIGURED = {False: 50.0, True: 1000.0}  # per second / per minute, where pacing is off
+FLOOR_UNCONFIGURED = {False: DEFAULT_MAX_RPS, True: DEFAULT_MAX_RPM}  # where pacing is off
 
 
 @dataclass(frozen=True)
