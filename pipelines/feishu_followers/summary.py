@@ -54,12 +54,16 @@ def not_ok_line(result: RunResult) -> str | None:
     return f"  next: {not_ok} task(s) not ok; see select * from {table} where status <> 'ok'"
 
 
+def _by_status(stats: FetchStats) -> str:
+    """``ok 294, invalid_task 3, no_permission 2, failed 1``: every status, zeros included."""
+    return ", ".join(f"{status} {stats.tasks_by_status.get(status, 0)}" for status in STATUSES)
+
+
 def outcome_line(result: RunResult) -> str:
     """The run in one line (``--quiet``): what was loaded where, by outcome, and where to look next."""
     stats = result.stats
-    by_status = ", ".join(f"{status} {stats.tasks_by_status.get(status, 0)}" for status in STATUSES)
     line = (
-        f"feishu-followers: loaded {sum(stats.tasks_by_status.values())} task(s) ({by_status}), "
+        f"feishu-followers: loaded {sum(stats.tasks_by_status.values())} task(s) ({_by_status(stats)}), "
         f"{stats.followers} followers, into {describe(result.options)} in {result.elapsed_seconds:.1f} s"
     )
     if stats.listing_problems:
@@ -81,12 +85,11 @@ def _tasklists_line(stats: FetchStats) -> list[str]:
 def format_summary(result: RunResult) -> str:
     """Tasks by outcome, followers, requests and time, in a few greppable lines."""
     stats = result.stats
-    by_status = ", ".join(f"{status} {stats.tasks_by_status.get(status, 0)}" for status in STATUSES)
     lines = [
         f"feishu-followers: loaded into {describe(result.options)} "
         f"(dataset {result.options.dataset}) in {result.elapsed_seconds:.1f} s",
         *_tasklists_line(stats),
-        f"  tasks: {sum(stats.tasks_by_status.values())} ({by_status})",
+        f"  tasks: {sum(stats.tasks_by_status.values())} ({_by_status(stats)})",
         f"  followers loaded: {stats.followers} (in {len(result.load_ids)} dlt load(s))",
         f"  requests: {stats.requests} (retries {stats.retries}, rate limited {stats.rate_limited}, "
         f"token refreshes {stats.token_refreshes})",
