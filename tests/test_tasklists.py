@@ -240,12 +240,7 @@ def test_bad_answers_on_every_v2_endpoint_are_retried_to_an_exact_load(loader: L
         g: "no_permission" for g in world.find_tasklists(app_member=True, forbidden=True)
     }
     assert list_tasks(loader) == {g: set(world.tasklist_tasks(g)) for g in guids if world.tasklist_tasks(g)}
-    readable = [t for t in listed if t not in world.forbidden]
-    rows = loader.query(f"select task_id, follower_id from {DATASET}.task_followers")
-    got: dict[str, set[str]] = {}
-    for task_id, follower_id in rows:
-        got.setdefault(task_id, set()).add(follower_id)
-    assert got == {t: {f for f, _ in world.v2_followers(t)} for t in readable if world.v2_followers(t)}
+    assert loader.followers() == v2_truth(world, listed)
 
 
 def v2_truth(world: World, task_ids: list[str]) -> dict[str, set[str]]:

@@ -177,9 +177,10 @@ def task_row(task: Mapping[str, Any]) -> dict[str, Any]:
 
 # The task objects of the listing are stored as the server sent them (dlt makes columns and
 # child tables of them), so whatever the server sends must be storable: dlt's normalizer
-# recurses once per level (a hostile nesting ends in RecursionError) and refuses integers
-# past 64 bits (stored as null), DuckDB and Postgres refuse lone surrogates, and keys named like dlt's own
-# columns (``_dlt_id``, our ``_tombstone``) would corrupt the links between tables or delete rows.
+# recurses once per level (a hostile nesting ends in RecursionError) and refuses integers past
+# 64 bits (stored as null), DuckDB and Postgres refuse lone surrogates, and keys named like
+# dlt's own columns (``_dlt_id``, our ``_tombstone``) would corrupt the links between tables
+# or delete rows.
 MAX_NESTING = 8  # Feishu's task object nests 3 levels (origin.href.url); deeper is kept as JSON text
 _INT64 = range(-(2**63), 2**63)
 
