@@ -1,201 +1,26 @@
-"""Shared fixtures: a simulated tenant on loopback and a loader that runs the real pipeline
-into DuckDB or, for the tests marked ``on_every_destination``, also into a real Postgres server."""
+"""Fixtures every tier shares, and the tiers themselves: a test's folder says what it needs.
+
+- ``source/`` and ``pipeline/``: unit tests of the two packages (pure functions, fake clocks, no
+  servers), marked ``unit`` here so that ``-m unit`` runs them alone in a few seconds;
+- ``simulator/``: the Feishu API simulator, over real HTTP;
+- ``e2e/``: the pipeline against the simulator, asserting on loaded DuckDB and Postgres tables.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import dlt
 import pytest
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-from dlt.destinations.sql_client import SqlClientBase
-
-from feishu_followers.options import RunOptions
-from feishu_followers.run import RunResult, run
-from feishu_simulator import Faults, Simulator, World
 
 from .pg_server import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
-REPO = Path(__file__).resolve().parents[1]
-APP_ID = "cli_test_app"
-APP_SECRET = "test-secret-9f2c41d7e0"
-USER_TOKEN = "u-test-user-token-5be1"
-DATASET = "feishu_tasks"
-# The tables the source loads, one resource each (a test that lists them all fails when one is added).
-SOURCE_TABLES = (
-    "task_followers",
-    "task_followers__id_list",
-    "task_fetch_status",
-    "tasks",
-    "tasklists",
-    "tasklist_tasks",
-    "tasklist_fetch_status",
-)
-PG_CREDENTIALS_ENV = "DESTINATION__POSTGRES__CREDENTIALS"
-
-# The same test on DuckDB and on the session's Postgres server (skipped without its binaries).
-DESTINATIONS = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
-on_every_destination = pytest.mark.parametrize("destination", DESTINATIONS, indirect=True)
+TESTS = Path(__file__).resolve().parent
+UNIT_FOLDERS = ("source", "pipeline")
 
 
-@pytest.fixture
-def world() -> World:
-    return World.generate(tasks=40, seed=11)
-
-
-@pytest.fixture
-def sim(world: World):
-    with Simulator(
-        world, faults=Faults(), app_id=APP_ID, app_secret=APP_SECRET, user_tokens={USER_TOKEN}
-    ) as s:
-        yield s
-
-
-@pytest.fixture
-def destination(request: pytest.FixtureRequest) -> str:
-    """``duckdb`` unless a test asks for more with ``on_every_destination``."""
-    return str(getattr(request, "param", "duckdb"))
-
-
-class Loader:
-    """Runs the pipeline in-process against the simulator and reads back the loaded tables,
-    from DuckDB or Postgres, through dlt's SQL client."""
-
-    def __init__(self, sim: Simulator, tmp_path: Path, destination: str = "duckdb", pg_url: str = "") -> None:
-        self.sim = sim
-        self.destination = destination
-        self.pg_url = pg_url  # credentials of this test's own Postgres database
-        self.duckdb = tmp_path / "followers.duckdb"
-        self.pipelines_dir = tmp_path / "pipelines"
-
-    def options(
-        self,
-        task_ids: list[str] | tuple[str, ...] = (),
-        discover: bool = False,
-        app_secret: str = APP_SECRET,
-        user_access_token: str | None = None,
-        tasklists: list[str] | None = None,
-        all_tasklists: bool = False,
-        tasklist_completed: bool | None = None,
-        **source_args: Any,
-    ) -> RunOptions:
-        """Run options for the simulator's app (or, with ``user_access_token``, a user)."""
-        credentials = (
-            {"user_access_token": user_access_token}
-            if user_access_token
-            else {"app_id": APP_ID, "app_secret": app_secret}
-        )
-        args = {"base_url": self.sim.base_url, "credentials": credentials, "backoff_base_seconds": 0.01}
-        args.update(source_args)
-        return RunOptions(
-            task_ids=list(task_ids),
-            discover=discover,
-            tasklists=list(tasklists or ()),
-            all_tasklists=all_tasklists,
-            tasklist_completed=tasklist_completed,
-            destination=self.destination,
-            duckdb_path=str(self.duckdb),
-            pipelines_dir=str(self.pipelines_dir),
-            quiet=True,
-            source_args=args,
-        )
-
-    def run(
-        self, task_ids: list[str] | tuple[str, ...] = (), discover: bool = False, **source_args: Any
-    ) -> RunResult:
-        return run(self.options(task_ids, discover, **source_args))
-
-    def sql_client(self) -> SqlClientBase[Any]:
-        """A client of the destination's dataset (one connection per ``with``)."""
-        if self.destination == "duckdb":
-            target: Any = dlt.destinations.duckdb(DuckDbCredentials(str(self.duckdb)))
-        else:
-            target = dlt.destinations.postgres(self.pg_url)
-        return dlt.dataset(target, DATASET, schema=dlt.Schema(DATASET)).sql_client
-
-    def query(self, sql: str, *args: Any) -> list[tuple]:
-        with self.sql_client() as client:
-            return [tuple(row) for row in client.execute_sql(sql, *args) or ()]
-
-    def execute(self, sql: str, *args: Any) -> None:
-        with self.sql_client() as client:
-            client.execute_sql(sql, *args)
-
-    def cli_args(self) -> list[str]:
-        """The ``run`` flags that select this destination (its credentials: ``cli_env``)."""
-        if self.destination == "duckdb":
-            return ["--duckdb", str(self.duckdb), "--pipelines-dir", str(self.pipelines_dir)]
-        return ["--destination", self.destination, "--pipelines-dir", str(self.pipelines_dir)]
-
-    def cli_env(self) -> dict[str, str]:
-        return {PG_CREDENTIALS_ENV: self.pg_url} if self.destination == "postgres" else {}
-
-    def followers(self) -> dict[str, set[str]]:
-        current: dict[str, set[str]] = defaultdict(set)
-        for task_id, follower_id in self.query(f"select task_id, follower_id from {DATASET}.task_followers"):
-            current[task_id].add(follower_id)
-        return dict(current)
-
-    def statuses(self) -> dict[str, str]:
-        return dict(self.query(f"select task_id, status from {DATASET}.task_fetch_status"))
-
-
-@pytest.fixture
-def loader(
-    sim: Simulator,
-    tmp_path: Path,
-    destination: str,
-    request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Loader]:
-    if destination != "postgres":
-        yield Loader(sim, tmp_path)
-        return
-    url = request.getfixturevalue("postgres_url")
-    monkeypatch.setenv(PG_CREDENTIALS_ENV, url)  # as a user configures dlt
-    yield Loader(sim, tmp_path, destination, url)
-    assert not (tmp_path / "followers.duckdb").exists(), "a Postgres test wrote a DuckDB file"
-
-
-def sim_env(sim: Simulator, secret: str = APP_SECRET, **extra: str) -> dict[str, str]:
-    """The env vars a CLI run against the simulator needs: the app's credentials and the base URL."""
-    return {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": secret,
-        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
-        **extra,
-    }
-
-
-def truth(world: World, task_ids: list[str], user_id_type: str = "open_id") -> dict[str, set[str]]:
-    """What task_followers must hold for these tasks (tasks without followers have no rows)."""
-    expected = {task_id: set(world.followers(task_id, user_id_type)) for task_id in task_ids}
-    return {task_id: ids for task_id, ids in expected.items() if ids}
-
-
-def cli(
-    args: list[str],
-    cwd: Path,
-    env: dict[str, str] | None = None,
-    timeout: float = 120,
-    command: list[str] | None = None,
-) -> subprocess.CompletedProcess:
-    """Run ``feishu-followers`` (or ``command``) as a user would, in a fresh process."""
-    # a developer's own dlt config (credentials, destinations) stays out of the tests
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
-    full_env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
-    full_env.update(env or {})
-    return subprocess.run(
-        [*(command or [sys.executable, "-m", "feishu_followers.cli"]), *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under a unit folder ``unit``."""
+    for item in items:
+        folder = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+        if folder in UNIT_FOLDERS:
+            item.add_marker(pytest.mark.unit)

@@ -16,8 +16,6 @@ from feishu_tasks.errors import ConfigError, FatalError
 from feishu_tasks.scheduler import Admission
 from feishu_tasks.task_ids import MAX_INVALID_ID_CHARS, task_key, unique_in_order
 
-pytestmark = pytest.mark.unit
-
 UUID = "0d38e26e-190a-49e9-93a2-35067763ed1f"
 BUSY = duckdb.IOException(
     'IO Error: Could not set lock on file "/x.duckdb": Conflicting lock is held in /usr/bin/python3 '

@@ -32,8 +32,6 @@ from feishu_tasks.stats import FetchStats
 from feishu_tasks.transport import NoAnswer, Reply
 from feishu_tasks.watches import CredentialsWatch, FirstAnswersWatch
 
-pytestmark = pytest.mark.unit
-
 NO_WAIT = RetryPolicy(max_attempts=3, backoff_base_seconds=0.0, max_rate_limit_waits=2)
 
 

@@ -18,9 +18,7 @@ from feishu_followers.eta import (
 )
 from feishu_tasks.ratelimit import PacingLimiter, PacingRules
 
-from .test_ratelimit import FakeClock, send_times
-
-pytestmark = pytest.mark.unit
+from ..fakes import FakeClock, send_times
 
 
 def feishu_limiter(

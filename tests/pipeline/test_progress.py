@@ -22,9 +22,7 @@ from feishu_tasks.errors import ConfigError
 from feishu_tasks.ratelimit import PacingLimiter
 from feishu_tasks.stats import FetchStats
 
-from .test_ratelimit import FakeClock, send_times
-
-pytestmark = pytest.mark.unit
+from ..fakes import FakeClock, send_times
 
 START = 1000.0
 TICK = 0.25

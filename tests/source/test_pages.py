@@ -8,8 +8,6 @@ import pytest
 
 from feishu_tasks.pages import MISSING, Follower, PageError, describe, parse_followers_page, parse_tasks_page
 
-pytestmark = pytest.mark.unit
-
 # (id, data, followers, has_more, page_token)
 WELL_FORMED = [
     ("no_followers", {"items": [], "has_more": False}, [], False, ""),

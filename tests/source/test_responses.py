@@ -27,8 +27,6 @@ from feishu_tasks.responses import (
     server_text,
 )
 
-pytestmark = pytest.mark.unit
-
 LOG_ID = "202611251200000A1B2C3D000000000001"
 JSON_HEADERS = {"content-type": "application/json; charset=utf-8", "x-tt-logid": LOG_ID}
 HTML_HEADERS = {"content-type": "text/html"}

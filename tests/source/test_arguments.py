@@ -12,8 +12,6 @@ from feishu_tasks.arguments import check_arguments
 from feishu_tasks.credentials import FeishuUserCredentials
 from feishu_tasks.errors import ConfigError
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("name", "value"),

@@ -10,8 +10,6 @@ import pytest
 from feishu_tasks.errors import ConfigError
 from feishu_tasks.task_ids import normalize_task_id, read_task_ids_file
 
-pytestmark = pytest.mark.unit
-
 IDS = ["0d38e26e-190a-49e9-93a2-35067763ed1f", "1e38e26e-190a-49e9-93a2-35067763ed1f"]
 TEXT = f"# tasks\r\n{IDS[0]}\r\n\r\n{IDS[1]}  # trailing comment\r\n"
 

@@ -15,8 +15,6 @@ from feishu_tasks.ratelimit import Pacing
 from feishu_tasks.responses import Fatal, TaskFailed, Transient, classify
 from feishu_tasks.rows import TOMBSTONE, tasklist_row, tasklist_task_rows, unix_ms_to_timestamp
 
-pytestmark = pytest.mark.unit
-
 
 def member(member_id: Any, role: Any = "follower", kind: Any = "user") -> dict[str, Any]:
     return {"id": member_id, "role": role, "type": kind}

@@ -37,7 +37,7 @@ def test_killed_run_then_plain_rerun_is_exact(
         **loader.cli_env(),
     }
     killed = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "crash_harness.py"), point, *args],
+        [sys.executable, str(REPO / "tests" / "e2e" / "crash_harness.py"), point, *args],
         env=env,
         cwd=tmp_path,
         capture_output=True,
