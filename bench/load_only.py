@@ -28,7 +28,8 @@ import dlt  # noqa: E402
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials  # noqa: E402
 
 from feishu_tasks import FOLLOWERS_HINTS, ID_LIST_HINTS, STATUS_HINTS  # noqa: E402
-from feishu_tasks.followers import Follower, TaskOutcome  # noqa: E402
+from feishu_tasks.items import TaskOutcome  # noqa: E402
+from feishu_tasks.pages import Follower  # noqa: E402
 from feishu_tasks.rows import followers_table, id_list_table, status_table  # noqa: E402
 
 

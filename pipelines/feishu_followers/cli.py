@@ -168,13 +168,12 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions.resolve(vars(args))
     control = RunControl()
     quiet_display = options.quiet or options.dry_run
-    display = display_for(control.stats, quiet_display, options.progress_interval)
-    control.on_step = display.on_step
+    display = display_for(control.report.stats, quiet_display, options.progress_interval)
     # A person at a terminal sees at once that the signal was heard; a log gets one line at the end.
     heard = display.notify if sys.stderr.isatty() else lambda line: None
     with display, stop_on_signals(control, heard) as stop:
         try:
-            result = run(options, control, notify=display.notify)
+            result = run(options, control, notify=display.notify, on_step=display.on_step)
         except FatalError as exc:
             if stop.signum is None:
                 raise

@@ -9,35 +9,31 @@ killed before or during this step is completed by the next run, exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
-from .relations import BASE_TABLE, dataset_relations, empty_relation
-from .uniqueness import collapse_duplicates
+from feishu_tasks.tables import (
+    DLT_LOADS,
+    HISTORY_LOADS,
+    SOURCE_TABLES,
+    TASK_FETCH_STATUS,
+    TASK_FIRST_SEEN,
+    TASK_FOLLOWER_HISTORY,
+    TASK_FOLLOWERS,
+)
 
-HISTORY_TABLE = "task_follower_history"
-APPLIED_TABLE = "_feishu_history_loads"
-FIRST_SEEN_TABLE = "task_first_seen"
+from .relations import BASE_TABLE, dataset_relations, empty_relation
+
+HISTORY_TABLE = TASK_FOLLOWER_HISTORY.name
+APPLIED_TABLE = HISTORY_LOADS.name
+FIRST_SEEN_TABLE = TASK_FIRST_SEEN.name
+_MADE_HERE = (TASK_FOLLOWER_HISTORY, TASK_FIRST_SEEN, HISTORY_LOADS)
 
 # Portable SQL (DuckDB, MotherDuck, Postgres): standard types, no temp tables, %s parameters.
 # {names} are qualified table names, filled in by ``_qualified_names``.
-_CREATE_TABLES = (
-    """create table if not exists {task_follower_history} (
-            task_id varchar not null,
-            follower_id varchar not null,
-            user_id_type varchar not null,
-            valid_from timestamptz not null,
-            valid_to timestamptz,
-            primary key (task_id, follower_id, user_id_type, valid_from))""",
-    """create table if not exists {task_first_seen} (
-            task_id varchar primary key, first_ok_at timestamptz not null)""",
-    """create table if not exists {_feishu_history_loads} (
-            load_id varchar primary key, applied_at timestamptz not null)""",
-)
-
-_FOLLOWER_COLUMNS = (("task_id", "varchar"), ("follower_id", "varchar"), ("user_id_type", "varchar"))
 
 # The tasks one load fetched successfully, and when (its one parameter is the load id).
 _FETCHED_OK = """(select task_id, fetched_at from {task_fetch_status}
@@ -89,10 +85,10 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
             return 0  # nothing loaded yet
         names = _qualified_names(client)
         if relations.get("task_followers") != BASE_TABLE:  # no task had followers yet
-            names["task_followers"] = empty_relation(_FOLLOWER_COLUMNS)
+            names["task_followers"] = empty_relation(TASK_FOLLOWERS)
         names["fetched_ok"] = _FETCHED_OK.format(**names)
-        for statement in _CREATE_TABLES:
-            client.execute_sql(statement.format(**names))
+        for table in _MADE_HERE:
+            client.execute_sql(table.create_sql(names[table.name]))
         rows = client.execute_sql(_PENDING_LOADS.format(**names), pipeline.default_schema_name)
         pending = [str(row[0]) for row in rows or ()]
         for load_id in pending:
@@ -101,14 +97,7 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
 
 
 def _qualified_names(client: SqlClientBase[Any]) -> dict[str, str]:
-    tables = (
-        "task_fetch_status",
-        "task_followers",
-        "_dlt_loads",
-        HISTORY_TABLE,
-        FIRST_SEEN_TABLE,
-        APPLIED_TABLE,
-    )
+    tables = (TASK_FETCH_STATUS.name, TASK_FOLLOWERS.name, DLT_LOADS.name, *(t.name for t in _MADE_HERE))
     return {table: client.make_qualified_table_name(table) for table in tables}
 
 
@@ -125,3 +114,62 @@ def _apply_load(
         for statement in _APPLY_LOAD:
             sql = statement.format(**names)
             client.execute_sql(sql, *[load_id] * sql.count("%s"))
+
+
+# ---------------------------------------------------------------------------- rows a resumed load wrote twice
+# Seen on Postgres under load: a run killed while dlt loads a package in parallel can leave a
+# copy into a staging table that the server completes and commits after the client is gone. dlt
+# does not know, and when the next run resumes the package it copies that file again; the merge
+# then inserts every row of it twice, because the tables merged per key declare no primary key for
+# dlt to deduplicate on (a merge key alone keeps the merge fast, see the registry). So before a
+# load's history is applied, the rows that load wrote are checked against their row key
+# (``Table.row_key``) and any duplicate is collapsed to one row, in the same transaction.
+CHUNK = 200  # keys per statement
+
+
+def _chunks(rows: Sequence[tuple[Any, ...]], size: int) -> Iterator[Sequence[tuple[Any, ...]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def collapse_duplicates(client: SqlClientBase[Any], relations: dict[str, str], load_id: str) -> int:
+    """Collapse duplicate rows written by ``load_id``; how many extra rows were removed."""
+    removed = 0
+    for table in SOURCE_TABLES:
+        key = table.row_keys
+        if not key or relations.get(table.name) != BASE_TABLE:
+            continue
+        name = client.make_qualified_table_name(table.name)
+        columns = ", ".join(client.escape_column_name(column) for column in key)
+        duplicated = client.execute_sql(
+            f"select {columns}, count(*) from {name} where _dlt_load_id = %s group by {columns} "
+            "having count(*) > 1",
+            load_id,
+        )
+        for chunk in _chunks([tuple(row[: len(key)]) for row in duplicated or ()], CHUNK):
+            removed += _keep_one_of_each(client, name, key, chunk)
+    return removed
+
+
+def _keep_one_of_each(
+    client: SqlClientBase[Any], name: str, key: tuple[str, ...], keys: Sequence[tuple[Any, ...]]
+) -> int:
+    """Replace the rows with these keys by one row per key."""
+    match = " and ".join(f"{client.escape_column_name(column)} = %s" for column in key)
+    where = " or ".join(f"({match})" for _ in keys)
+    params = [value for row in keys for value in row]
+    with client.execute_query(f"select * from {name} where {where}", *params) as cursor:
+        columns = [description[0] for description in cursor.description]
+        rows = cursor.fetchall()
+    positions = [columns.index(column) for column in key]
+    kept: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for row in rows:
+        kept.setdefault(tuple(row[p] for p in positions), tuple(row))
+    client.execute_sql(f"delete from {name} where {where}", *params)
+    insert = (
+        f"insert into {name} ({', '.join(client.escape_column_name(c) for c in columns)}) "
+        f"values ({', '.join(['%s'] * len(columns))})"
+    )
+    for row in kept.values():
+        client.execute_sql(insert, *row)
+    return len(rows) - len(kept)

@@ -205,7 +205,7 @@ class Display:
         print(f"feishu-followers: {line}", file=sys.stderr, flush=True)
 
     def on_step(self, name: str, started: bool) -> None:
-        """A step after the fetch starts or ends (``RunControl.on_step``)."""
+        """A step after the fetch starts or ends (``run(..., on_step=)``)."""
         with self._lock, self._guarded():
             if self._broken:
                 return

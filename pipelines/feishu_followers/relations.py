@@ -12,6 +12,8 @@ from typing import Any
 
 from dlt.destinations.sql_client import SqlClientBase
 
+from feishu_tasks.tables import Table
+
 BASE_TABLE = "BASE TABLE"
 VIEW = "VIEW"
 
@@ -47,11 +49,10 @@ def _in_dataset(client: SqlClientBase[Any]) -> tuple[str, list[str]]:
     return "table_schema = %s and table_catalog = %s", [schema, catalog]
 
 
-def empty_relation(columns: tuple[tuple[str, str], ...]) -> str:
-    """A subquery with these (name, type) columns and no rows, standing in for a table not loaded yet."""
-    return (
-        "(select " + ", ".join(f"cast(null as {kind}) as {name}" for name, kind in columns) + " where 1 = 0)"
-    )
+def empty_relation(table: Table) -> str:
+    """A subquery with the table's columns and no rows, standing in for a table not loaded yet."""
+    columns = ", ".join(f"cast(null as {column.sql_type}) as {column.name}" for column in table.columns)
+    return f"(select {columns} where 1 = 0)"
 
 
 def quote(client: SqlClientBase[Any], identifier: str) -> str:

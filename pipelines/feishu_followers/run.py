@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -141,19 +142,36 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
 class Run:
     """One run's steps, in the order that keeps a scheduled load exact (see the module doc)."""
 
-    def __init__(self, options: RunOptions, control: RunControl, notify: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        options: RunOptions,
+        control: RunControl,
+        notify: Callable[[str], None],
+        on_step: Callable[[str, bool], None] | None = None,
+    ) -> None:
         self.options, self.control, self.notify = options, control, notify
-        self.result = RunResult(options, control.stats, 0.0, False)
+        self.inputs, self.report = control.inputs, control.report
+        self.on_step = on_step or (lambda step, started: None)
+        self.result = RunResult(options, control.report.stats, 0.0, False)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Tell ``on_step`` that the step ``name`` runs while the block does."""
+        self.on_step(name, True)
+        try:
+            yield
+        finally:
+            self.on_step(name, False)
 
     def waiting(self, step: Callable[[], T], what: str) -> T:
         """``step()``, waiting (bounded) while another process holds the DuckDB file."""
         return wait_while_busy(
-            step, what, self.options.lock_timeout_seconds, self.notify, stopping=self.control.stop.is_set
+            step, what, self.options.lock_timeout_seconds, self.notify, stopping=self.inputs.stop.is_set
         )
 
     def execute(self) -> RunResult:
         options = self.options
-        pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.control.on_step)
+        pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
         self.waiting(lambda: check_writable(pipeline, options), "opening it")
         task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
         if (note := skipped_steps_note(pipeline)) and not options.quiet:
@@ -161,10 +179,10 @@ class Run:
         self.result.completed_pending = self.waiting(
             lambda: finish_pending(pipeline), "loading what an earlier run fetched"
         )
-        if self.control.stop.is_set():
+        if self.inputs.stop.is_set():
             return self.result
-        self.control.dry_run = options.dry_run
-        self.control.rows_per_part = options.rows_per_load or None
+        self.inputs.dry_run = options.dry_run
+        self.inputs.rows_per_part = options.rows_per_load or None
         stale_seconds = options.stale_after.total_seconds() if options.stale_after is not None else None
         with run_control(self.control):
             source = feishu_tasks(
@@ -181,7 +199,7 @@ class Run:
         if options.dry_run:
             self.dry_run(pipeline, source)
         else:
-            while not self.control.finished:  # a big run is loaded in parts (rows_per_load)
+            while not self.report.finished:  # a big run is loaded in parts (rows_per_load)
                 self.load_part(pipeline, source)
             prune_completed_packages(pipeline)
         if (threshold := options.stale_after) is not None:
@@ -198,9 +216,9 @@ class Run:
                 pass  # listing pages and invalid ids arrive as items; nothing is loaded
 
         self.waiting(plan, "reading which tasks are due")
-        self.result.planned = list(self.control.planned)
+        self.result.planned = list(self.report.planned)
         self.result.planned_requests = self.waiting(
-            lambda: estimated_requests(pipeline, [task for task, _ in self.control.planned]),
+            lambda: estimated_requests(pipeline, [task for task, _ in self.report.planned]),
             "reading what the tasks cost last time",
         )
 
@@ -219,13 +237,13 @@ class Run:
                 raise
             if pipeline.has_pending_data:
                 info = self.waiting(lambda: _load_pending(pipeline), "loading what this run fetched")
-            elif self.control.stats.sent == 0:
+            elif self.report.stats.sent == 0:
                 info = self.waiting(lambda: pipeline.run(source), "reading what it already holds")
             else:
                 raise
         self.result.load_ids += info.loads_ids
         _add_step_times(self.result.step_seconds, pipeline)
-        with self.control.step("history and views"):
+        with self.step("history and views"):
             self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
 
 
@@ -240,7 +258,10 @@ def _to_stderr(line: str) -> None:
 
 
 def run(
-    options: RunOptions, control: RunControl | None = None, notify: Callable[[str], None] = _to_stderr
+    options: RunOptions,
+    control: RunControl | None = None,
+    notify: Callable[[str], None] = _to_stderr,
+    on_step: Callable[[str, bool], None] | None = None,
 ) -> RunResult:
     """Load followers per ``options``; raises FatalError (one line) when the run cannot go on.
 
@@ -248,11 +269,11 @@ def run(
     destination) → wait for the DuckDB file if a reader holds it → finish what an earlier run
     left pending → fetch and load in parts, history and views after each → prune dlt's folder.
     ``control`` lets the caller read live counters and stop the run early (see RunControl);
-    ``notify`` prints what the run waits for.
+    ``notify`` prints what the run waits for; ``on_step`` hears of the steps after the fetch.
     """
     started = time.monotonic()
     pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
-    the_run = Run(options, control or RunControl(), notify)
+    the_run = Run(options, control or RunControl(), notify, on_step)
     duckdb_file = checked_duckdb_file(options) if options.destination == DEFAULT_DESTINATION else None
     with run_lock(options.pipeline_name, pipelines_dir, duckdb_file), fatal_errors_as_one_line():
         result = the_run.execute()

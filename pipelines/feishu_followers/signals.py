@@ -49,14 +49,14 @@ def signal_name(signum: int) -> str:
 
 @contextmanager
 def stop_on_signals(control: RunControl, notify: Callable[[str], None]) -> Iterator[StopRequest]:
-    """While inside, SIGINT and SIGTERM set ``control.stop`` (first) or abort (second)."""
+    """While inside, SIGINT and SIGTERM set ``control.inputs.stop`` (first) or abort (second)."""
     request = StopRequest()
 
     def handle(signum: int, frame: FrameType | None) -> None:
         if request.received:
             raise Aborted(signum)
         request.received.append(signum)
-        control.stop.set()
+        control.inputs.stop.set()
         notify(
             f"{signal_name(signum)} received: stopping, loading what was fetched "
             "(send it again to stop at once)"

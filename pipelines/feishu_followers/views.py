@@ -23,11 +23,19 @@ import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
 from feishu_tasks.settings import STATUSES
+from feishu_tasks.tables import (
+    DLT_LOADS,
+    TASK_FETCH_STATUS,
+    TASK_FIRST_SEEN,
+    TASK_FOLLOWER_HISTORY,
+    TASK_FOLLOWERS,
+    VIEW_HASHES,
+)
 
 from .relations import BASE_TABLE, VIEW, dataset_relations, empty_relation, quote, table_columns
 
 STALE_AFTER = timedelta(hours=24)  # default threshold of the ``stale_tasks`` view
-VIEWS_TABLE = "_feishu_views"  # view name → hash of the SQL it was created with
+VIEWS_TABLE = VIEW_HASHES.name  # view name → hash of the SQL it was created with
 
 # Buckets of follower_count_distribution: (order, label, min, max or None for no upper bound).
 BUCKETS: tuple[tuple[int, str, int, int | None], ...] = (
@@ -39,29 +47,8 @@ BUCKETS: tuple[tuple[int, str, int, int | None], ...] = (
     (6, "51+", 51, None),
 )
 
-# Columns the views read from each loaded table; a missing table becomes an empty relation.
-_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
-    "task_followers": (("task_id", "varchar"), ("follower_id", "varchar"), ("user_id_type", "varchar")),
-    "task_fetch_status": (
-        ("task_id", "varchar"),
-        ("status", "varchar"),
-        ("follower_count", "bigint"),
-        ("error_code", "bigint"),
-        ("error_msg", "varchar"),
-        ("user_id_type", "varchar"),
-        ("fetched_at", "timestamptz"),
-        ("last_ok_at", "timestamptz"),
-    ),
-    "task_follower_history": (
-        ("task_id", "varchar"),
-        ("follower_id", "varchar"),
-        ("user_id_type", "varchar"),
-        ("valid_from", "timestamptz"),
-        ("valid_to", "timestamptz"),
-    ),
-    "task_first_seen": (("task_id", "varchar"), ("first_ok_at", "timestamptz")),
-    "_dlt_loads": (("load_id", "varchar"), ("status", "bigint"), ("inserted_at", "timestamptz")),
-}
+# The tables the views read; a table not loaded yet becomes an empty relation of its columns.
+_SOURCES = (TASK_FOLLOWERS, TASK_FETCH_STATUS, TASK_FOLLOWER_HISTORY, TASK_FIRST_SEEN, DLT_LOADS)
 # Task fields shown beside follower counts: (column in ``tasks``, name in the view, type).
 _TASK_FIELDS = (
     ("summary", "summary", "varchar"),
@@ -88,8 +75,8 @@ def refresh_views(client: SqlClientBase[Any]) -> list[str]:
     relations = dataset_relations(client)
     name = client.make_qualified_table_name
     sources = {
-        table: name(table) if relations.get(table) == BASE_TABLE else empty_relation(columns)
-        for table, columns in _SOURCES.items()
+        table.name: name(table.name) if relations.get(table.name) == BASE_TABLE else empty_relation(table)
+        for table in _SOURCES
     }
     task_columns = table_columns(client, "tasks") if relations.get("tasks") == BASE_TABLE else set()
     views = _view_sql(client, sources, task_columns)
@@ -101,8 +88,7 @@ def refresh_views(client: SqlClientBase[Any]) -> list[str]:
             client.execute_sql(f"drop view if exists {name(view)}")
         for view, sql in views.items():
             client.execute_sql(f"create view {name(view)} as {sql}")
-        columns = "view_name varchar primary key, sql_sha256 varchar not null"
-        client.execute_sql(f"create table if not exists {name(VIEWS_TABLE)} ({columns})")
+        client.execute_sql(VIEW_HASHES.create_sql(name(VIEWS_TABLE)))
         client.execute_sql(f"delete from {name(VIEWS_TABLE)}")
         for view, digest in wanted.items():
             client.execute_sql(f"insert into {name(VIEWS_TABLE)} values (%s, %s)", view, digest)

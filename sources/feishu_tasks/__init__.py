@@ -1,14 +1,9 @@
 """A dlt source for Feishu / Lark task followers.
 
-Data path: task ids (given, or listed with ``discover``) → ``scheduler`` (concurrent, paced
-requests in a thread of their own, through ``client``) → ``followers`` (the pages of one task)
-→ ``rows`` (Arrow tables) → ``resources`` (one dlt resource per table):
-
-- ``task_followers``: who follows each successfully fetched task now (merged on ``task_id``:
-  a fetch replaces that task's follower set, tasks not fetched are untouched);
-- ``task_followers__id_list``: the rare ``id_list`` of a follower, linked by ``_dlt_parent_id``;
-- ``task_fetch_status``: the latest outcome per task (ok, invalid_task, no_permission, failed);
-- ``tasks``: the task objects, when ``discover`` lists them.
+Data path: task ids (given, or found by ``listings``: task lists, ``discover``) → ``scheduler``
+(concurrent, paced requests in a thread of their own, through ``client``) → ``followers`` (the
+pages of one task) → ``items`` (what crosses to dlt) → ``rows`` → ``resources`` (one dlt
+resource per table of the registry, ``tables``; the table reference is docs/tables.md).
 
 Example::
 
@@ -21,8 +16,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import ParamSpec, TypeVar
 
 import dlt
 from dlt.sources import DltResource
@@ -37,6 +33,11 @@ from .resources import FollowerFetch, follower_resources
 from .retry import RetryPolicy
 from .scheduler import FetchPlan
 from .settings import (
+    DEFAULT_BACKOFF_BASE_SECONDS,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DISCOVER_LOOKBACK_SECONDS,
+    DEFAULT_FOLLOWERS_API,
+    DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_LISTING_PAGES,
     DEFAULT_MAX_LISTING_SECONDS,
     DEFAULT_MAX_PAGES_PER_TASK,
@@ -44,11 +45,16 @@ from .settings import (
     DEFAULT_MAX_RPS,
     DEFAULT_MAX_SECONDS_PER_TASK,
     DEFAULT_TIMEOUT_SECONDS,
+    DEFAULT_USER_ID_TYPE,
     FEISHU_BASE_URL,
     FOLLOWERS_APIS,
     LARK_BASE_URL,
     USER_ID_TYPES,
 )
+from .tables import table_list
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = [
     "FEISHU_BASE_URL",
@@ -63,22 +69,31 @@ __all__ = [
 ]
 
 
+def _with_table_list(function: Callable[P, R]) -> Callable[P, R]:
+    """Fill the docstring's table list from the registry (dlt reads the docstring when it wraps)."""
+    function.__doc__ = (function.__doc__ or "").replace(
+        "{tables}", table_list().replace("\n", "\n" + " " * 8)
+    )
+    return function
+
+
 @dlt.source(name="feishu_tasks")
+@_with_table_list
 def feishu_tasks(
     task_ids: Sequence[str] | None = None,
     tasklists: Sequence[str] | None = None,
     all_tasklists: bool = False,
     tasklist_completed: bool | None = None,
     discover: bool = False,
-    discover_lookback_seconds: int = 86_400,
+    discover_lookback_seconds: int = DEFAULT_DISCOVER_LOOKBACK_SECONDS,
     full_refresh: bool = False,
     stale_after_seconds: float | None = None,
     max_requests: int | None = None,
     base_url: str = FEISHU_BASE_URL,
-    user_id_type: str = "open_id",
-    followers_api: str = "v1",
+    user_id_type: str = DEFAULT_USER_ID_TYPE,
+    followers_api: str = DEFAULT_FOLLOWERS_API,
     credentials: FeishuCredentials = dlt.secrets.value,
-    concurrency: int = 32,
+    concurrency: int = DEFAULT_CONCURRENCY,
     max_rps: float = DEFAULT_MAX_RPS,
     max_rpm: float = DEFAULT_MAX_RPM,
     endpoint_limits: Mapping[str, Sequence[float | None]] | None = None,
@@ -87,8 +102,8 @@ def feishu_tasks(
     max_seconds_per_task: float = DEFAULT_MAX_SECONDS_PER_TASK,
     max_listing_pages: int = DEFAULT_MAX_LISTING_PAGES,
     max_listing_seconds: float = DEFAULT_MAX_LISTING_SECONDS,
-    max_attempts: int = 5,
-    backoff_base_seconds: float = 0.5,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backoff_base_seconds: float = DEFAULT_BACKOFF_BASE_SECONDS,
 ) -> list[DltResource]:
     """Followers of the given tasks (and, with ``discover``, of every task the app can see).
 
@@ -149,8 +164,10 @@ def feishu_tasks(
         backoff_base_seconds: First backoff delay; it doubles per failed attempt, with jitter.
 
     Returns:
-        The resources ``task_followers``, ``task_followers__id_list``, ``task_fetch_status``
-        and ``tasks``, over one hidden ``fetch_followers`` resource that does the requests.
+        One resource per table, over one hidden ``fetch_followers`` resource that does the
+        requests (so a selection with ``with_resources`` still fetches once):
+
+        {tables}
     """
     if user_id_type not in USER_ID_TYPES:
         raise ConfigError(f"user_id_type must be one of {', '.join(USER_ID_TYPES)}, not {user_id_type!r}")
@@ -198,8 +215,8 @@ def feishu_tasks(
         followers_api=followers_api,
         max_requests=max_requests,
     )
-    if control.rows_per_part:  # a part ends between batches: keep batches smaller than a part
-        plan.batch_rows = max(1, min(plan.batch_rows, control.rows_per_part))
+    if part := control.inputs.rows_per_part:  # a part ends between batches: keep batches smaller
+        plan.batch_rows = max(1, min(plan.batch_rows, part))
     stale_after = timedelta(seconds=stale_after_seconds) if stale_after_seconds is not None else None
     fetch = FollowerFetch(plan, settings, control, discover_lookback_seconds, full_refresh, stale_after)
     return follower_resources(fetch)

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import suppress
 from typing import Any
+
+from .items import Emit, FetchItem
 
 HANDOFF_DEPTH = 4  # items waiting for the consumer; each is a batch of up to ~20,000 rows
 
@@ -26,12 +28,10 @@ class _Failed:
 
 _DONE = object()
 
-Emit = Callable[[Any], Awaitable[None]]
-
 
 def iterate_in_thread(
     produce: Callable[[Emit, threading.Event], Coroutine[Any, Any, None]], name: str = "feishu-fetch"
-) -> Iterator[Any]:
+) -> Iterator[FetchItem]:
     """Run ``produce(emit, closed)`` on a new event loop in a thread; yield what it emits, in order.
 
     An exception in the producer is re-raised here, in the consumer's thread. When the
@@ -41,7 +41,7 @@ def iterate_in_thread(
     handoff: queue.Queue[Any] = queue.Queue(maxsize=HANDOFF_DEPTH)
     closed = threading.Event()
 
-    async def emit(item: Any) -> None:
+    async def emit(item: FetchItem) -> None:
         await asyncio.to_thread(handoff.put, item)
 
     def run_loop() -> None:

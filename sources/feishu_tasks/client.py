@@ -1,14 +1,17 @@
-"""One GET against a Feishu business endpoint: pacing, the bearer token, and acting on the verdict.
+"""The Feishu client: paced, authenticated GETs, and Feishu's page-token pagination over them.
 
 What an answer means is decided elsewhere, by pure functions: ``responses.classify`` (the
 envelope) and a ``pages`` parser (the page's shape). Here we only act on it: return the page,
-wait and try again, renew the token once, or raise.
+wait and try again, renew the token once, or raise. ``paginate`` follows page tokens, always
+within bounds (as dlt's ``RESTClient.paginate`` does for generic REST APIs; ours adds Feishu's
+checks: a repeated token, a server that never says "no more").
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -17,9 +20,8 @@ import httpx
 
 from .auth import TenantToken, TokenSource, UserToken
 from .endpoints import FOLLOWERS, Endpoint
-from .errors import BudgetExhausted, CredentialsError, FatalError, TaskError
+from .errors import BudgetExhausted, CredentialsError, FatalError, ProtocolError, TaskError
 from .pages import ListPage, PageError, PageParser
-from .pagination import PagingBounds
 from .ratelimit import Pacing, PacingLimiter
 from .responses import (
     Fatal,
@@ -34,9 +36,12 @@ from .responses import (
 )
 from .retry import Attempts, RetryPolicy
 from .settings import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_MAX_LISTING_PAGES,
     DEFAULT_MAX_LISTING_SECONDS,
     DEFAULT_MAX_PAGES_PER_TASK,
+    DEFAULT_MAX_RPM,
+    DEFAULT_MAX_RPS,
     DEFAULT_MAX_SECONDS_PER_TASK,
     DEFAULT_TIMEOUT_SECONDS,
     TOKEN_REFRESHABLE_CODES,
@@ -46,6 +51,18 @@ from .transport import NoAnswer, PlainHttp, Reply, ShardedHttp
 from .watches import CredentialsWatch, FirstAnswersWatch
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PagingBounds:
+    """How far one listing may go before the server is taken to be paging forever.
+
+    ``setting`` names the option that raises the bound, for the message.
+    """
+
+    max_pages: int
+    max_seconds: float
+    setting: str = "max_pages_per_task / max_seconds_per_task"
 
 
 class HttpGetter(Protocol):
@@ -116,6 +133,40 @@ class FeishuClient:
                     raise verdict.error
             self.stats.retries += 1
 
+    async def paginate(
+        self,
+        path: str,
+        params: dict[str, Any],
+        parse: PageParser[T],
+        bounds: PagingBounds,
+        endpoint: Endpoint,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> AsyncIterator[ListPage[T]]:
+        """Every page until ``has_more`` is false; raises ProtocolError past the bounds.
+
+        Each page is checked by ``parse`` before it is yielded (``has_more`` true always comes
+        with a non-empty page token). A token the server already handed out would loop forever.
+        """
+        started = clock()
+        seen_tokens: set[str] = set()
+        page_token = ""
+        pages = 0
+        while True:
+            query = dict(params, page_token=page_token) if page_token else params
+            page = await self.get(path, query, parse, endpoint)
+            pages += 1
+            yield page
+            if not page.has_more:
+                return
+            next_token = page.page_token
+            if next_token in seen_tokens or next_token == page_token:
+                raise ProtocolError(
+                    f"repeated page token: page {pages} hands out a token the server gave before", page.log_id
+                )
+            _check_bounds(bounds, pages, clock() - started, page.log_id)
+            seen_tokens.add(next_token)
+            page_token = next_token
+
     async def _send_slot(self, limiter: PacingLimiter) -> str:
         """Counts the request against the budget, waits for pacing, and returns the token to send."""
         if self.max_requests is not None and self.stats.sent >= self.max_requests:
@@ -153,6 +204,22 @@ class FeishuClient:
         return not already_renewed and self.tokens.can_refresh and verdict.code in TOKEN_REFRESHABLE_CODES
 
 
+def _check_bounds(bounds: PagingBounds, pages: int, seconds: float, log_id: str | None) -> None:
+    """Raise ProtocolError when a listing that still says "has more" has reached its bounds."""
+    if pages >= bounds.max_pages:
+        raise ProtocolError(
+            f"stopped after {pages} pages: the server still says has_more (the bound is "
+            f"{bounds.max_pages} pages; see {bounds.setting})",
+            log_id,
+        )
+    if seconds > bounds.max_seconds:
+        raise ProtocolError(
+            f"stopped after {pages} pages and {seconds:.0f} s: the server still says has_more "
+            f"(the bound is {bounds.max_seconds:g} s; see {bounds.setting})",
+            log_id,
+        )
+
+
 def _checked(verdict: Ok, parse: PageParser[T]) -> ListPage[T] | Malformed:
     """The page in ``verdict.data`` if it has the endpoint's shape, else why not."""
     try:
@@ -177,9 +244,9 @@ class ClientSettings:
     app_id: str | None = None
     app_secret: str | None = None
     user_access_token: str | None = None
-    concurrency: int = 32
-    max_rps: float | None = 50.0
-    max_rpm: float | None = 1000.0
+    concurrency: int = DEFAULT_CONCURRENCY
+    max_rps: float | None = DEFAULT_MAX_RPS
+    max_rpm: float | None = DEFAULT_MAX_RPM
     endpoint_limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_pages_per_task: int = DEFAULT_MAX_PAGES_PER_TASK

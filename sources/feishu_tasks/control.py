@@ -1,17 +1,21 @@
 """What a runner adds to a plain ``pipeline.run(feishu_tasks(...))``: our CLI's plumbing.
 
-A dlt user never sees this. Our runner (``feishu_followers.run``) creates a ``RunControl`` and
-calls the source inside ``run_control(control)``; the source picks it up when called. Through
-it the runner adds the stale sweep, reads live counters, asks for a dry run, loads a big run
-in parts, stops a run early (Ctrl-C, SIGTERM) without losing what was fetched, and tells a
-progress display which step of the run is under way.
-Without a runner every field keeps its default: fetch everything, load it in one go.
+A dlt user never sees this. Our runner (``feishu_followers.run``) calls the source inside
+``run_control(control)``; the source picks it up when called. Two halves, each written by one
+side only:
+
+- ``RunInputs``, written by the runner and read by the fetch: a dry run, loading a big run in
+  parts, and the request to stop early (Ctrl-C, SIGTERM) without losing what was fetched;
+- ``RunReport``, written by the fetch and read by the runner: live counters, what a dry run
+  would fetch, and whether everything was handed to dlt.
+
+Without a runner both keep their defaults: fetch everything, load it in one go.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -20,35 +24,33 @@ from .stats import FetchStats
 
 
 @dataclass
-class RunControl:
-    """The runner's side of one fetch."""
+class RunInputs:
+    """The runner's side: set before the fetch (``stop`` also while it runs)."""
 
-    stats: FetchStats = field(default_factory=FetchStats)
-    # Known tasks due again (the stale sweep), oldest first; fetched after the others.
-    sweep_task_ids: Sequence[str] = ()
-    # Requests each known task took last time, so --max-requests admits whole tasks.
-    expected_pages: Mapping[str, int] = field(default_factory=dict)
-    # List the tasks a run would fetch (into ``planned``) instead of fetching followers.
+    # List the tasks a run would fetch (into ``RunReport.planned``) instead of fetching followers.
     dry_run: bool = False
-    planned: list[tuple[str, str]] = field(default_factory=list)  # (task id, why)
     # Hand the fetch to dlt in parts of about this many rows, one dlt load each (None = one load).
     rows_per_part: int | None = None
-    # Set by the runner to end the fetch early: no new task starts, requests in flight are
-    # cancelled, and what was fetched so far is handed on to be loaded.
+    # Set to end the fetch early: no new task starts, requests in flight are cancelled, and what
+    # was fetched so far is handed on to be loaded.
     stop: threading.Event = field(default_factory=threading.Event)
-    # Set by the source when every task of the run has been handed to dlt.
-    finished: bool = False
-    # Told when a step after the fetch starts (True) and ends (False): normalize, load, history.
-    on_step: Callable[[str, bool], None] = field(default=lambda step, started: None)
 
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        """Tell ``on_step`` that the step ``name`` runs while the block does."""
-        self.on_step(name, True)
-        try:
-            yield
-        finally:
-            self.on_step(name, False)
+
+@dataclass
+class RunReport:
+    """The fetch's side: what it did so far (the runner and a progress display read it)."""
+
+    stats: FetchStats = field(default_factory=FetchStats)
+    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: (task id, why)
+    finished: bool = False  # every task of the run has been handed to dlt
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """Both halves of one run's plumbing."""
+
+    inputs: RunInputs = field(default_factory=RunInputs)
+    report: RunReport = field(default_factory=RunReport)
 
 
 _current: ContextVar[RunControl | None] = ContextVar("feishu_tasks_run_control", default=None)

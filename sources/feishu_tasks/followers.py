@@ -7,14 +7,13 @@ apps). Both end in the same ``TaskOutcome``, which says which API answered.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .client import FeishuClient
 from .endpoints import FOLLOWERS, GET_TASK
 from .errors import ProtocolError, TaskError, business_code
-from .pages import Follower, parse_followers_page, parse_task_followers_v2
-from .pagination import iter_pages
+from .items import TaskOutcome
+from .pages import parse_followers_page, parse_task_followers_v2
 from .settings import (
     CODE_INVALID_TASK,
     CODE_NO_PERMISSION,
@@ -27,26 +26,6 @@ from .settings import (
     STATUS_INVALID,
     STATUS_OK,
 )
-
-
-@dataclass
-class TaskOutcome:
-    """What one task's fetch produced: its followers, or why there are none to load."""
-
-    task_id: str
-    status: str
-    fetched_at: datetime
-    followers: list[Follower] = field(default_factory=list)
-    pages: int = 0
-    error_code: int | None = None
-    error_msg: str | None = None
-    log_id: str | None = None
-    api: str | None = None  # "v1" or "v2": which API answered (None: no request was sent)
-
-
-def invalid_outcome(task_id: str, reason: str) -> TaskOutcome:
-    """A task id rejected before any request was sent."""
-    return TaskOutcome(task_id, STATUS_INVALID, datetime.now(UTC), error_msg=reason)
 
 
 async def fetch_task_followers(client: FeishuClient, task_id: str, user_id_type: str) -> TaskOutcome:
@@ -62,7 +41,7 @@ async def fetch_task_followers(client: FeishuClient, task_id: str, user_id_type:
     bounds = client.task_bounds
     ceiling = bounds.max_pages * FOLLOWERS_PAGE_SIZE  # a server may put more on a page than asked
     try:
-        pages = iter_pages(client, FOLLOWERS.path(task_id), params, parse_followers_page, bounds, FOLLOWERS)
+        pages = client.paginate(FOLLOWERS.path(task_id), params, parse_followers_page, bounds, FOLLOWERS)
         async for page in pages:
             outcome.pages += 1
             outcome.log_id = page.log_id

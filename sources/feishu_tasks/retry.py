@@ -10,13 +10,15 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .settings import DEFAULT_BACKOFF_BASE_SECONDS, DEFAULT_MAX_ATTEMPTS
+
 
 @dataclass
 class RetryPolicy:
     """Bounded exponential backoff with full jitter, plus bounded waits on rate limits."""
 
-    max_attempts: int = 5
-    backoff_base_seconds: float = 0.5
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_base_seconds: float = DEFAULT_BACKOFF_BASE_SECONDS
     backoff_max_seconds: float = 30.0
     max_rate_limit_waits: int = 30
     max_rate_limit_wait_seconds: float = 60.0

@@ -1,9 +1,11 @@
-"""Fetch outcomes → Arrow tables, one per destination table.
+"""Fetch outcomes → rows of each destination table (Arrow tables where the rows are many).
 
-Arrow keeps dlt's per-row Python normalizer out of the hot path. The follower tables carry
-dlt's ``_dlt_id`` (deterministic, so ``task_followers__id_list`` can link to its parent row)
-and a ``_tombstone`` column that dlt's merge uses to remove the rows of a task whose
-followers are all gone: rows flagged true are deleted, never inserted.
+The columns come from the registry (``tables``); the rows built here hold each table's own
+columns, and ``resources`` adds the common ones and dlt's ``_dlt_load_id``. Arrow keeps dlt's
+per-row Python normalizer out of the hot path. The follower tables carry dlt's ``_dlt_id``
+(deterministic, so ``task_followers__id_list`` can link to its parent row) and a ``_tombstone``
+column that dlt's merge uses to remove the rows of a task whose followers are all gone: rows
+flagged true are deleted, never inserted.
 """
 
 from __future__ import annotations
@@ -17,50 +19,30 @@ from typing import Any
 
 import pyarrow as pa
 
-from .followers import TaskOutcome
+from .items import LIST_OK, TasklistOutcome, TaskOutcome
 from .settings import STATUS_OK
-from .task_lists import LIST_OK, TasklistOutcome
+from .tables import TASK_FETCH_STATUS, TASK_FOLLOWERS, TASK_FOLLOWERS_ID_LIST, TOMBSTONE, Table
 
-TOMBSTONE = "_tombstone"
+# The Arrow type of each of the registry's data types.
+_ARROW_TYPES = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
 
-FOLLOWERS_SCHEMA = pa.schema(
-    [
-        pa.field("task_id", pa.string(), nullable=False),
-        pa.field("follower_id", pa.string(), nullable=False),
-        pa.field("user_id_type", pa.string(), nullable=False),
-        pa.field("member_type", pa.string(), nullable=True),  # v2: user or app; v1: null
-        pa.field("_dlt_id", pa.string(), nullable=False),
-        pa.field(TOMBSTONE, pa.bool_(), nullable=False),
-    ]
-)
 
-ID_LIST_SCHEMA = pa.schema(
-    [
-        pa.field("task_id", pa.string(), nullable=False),
-        pa.field("follower_id", pa.string(), nullable=False),
-        pa.field("value", pa.string(), nullable=True),
-        pa.field("_dlt_list_idx", pa.int64(), nullable=False),
-        pa.field("_dlt_parent_id", pa.string(), nullable=False),
-        pa.field("_dlt_id", pa.string(), nullable=False),
-        pa.field(TOMBSTONE, pa.bool_(), nullable=False),
-    ]
-)
+def arrow_schema(table: Table) -> pa.Schema:
+    """The Arrow schema of a table's own columns, from the registry (the tombstone last, if any)."""
+    fields = [pa.field(c.name, _ARROW_TYPES[c.type], nullable=c.nullable) for c in table.own_columns]
+    if table.tombstones:
+        fields.append(pa.field(TOMBSTONE, pa.bool_(), nullable=False))
+    return pa.schema(fields)
 
-STATUS_SCHEMA = pa.schema(
-    [
-        pa.field("task_id", pa.string(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("follower_count", pa.int64(), nullable=True),
-        pa.field("pages", pa.int64(), nullable=False),
-        pa.field("error_code", pa.int64(), nullable=True),
-        pa.field("error_msg", pa.string(), nullable=True),
-        pa.field("log_id", pa.string(), nullable=True),
-        pa.field("user_id_type", pa.string(), nullable=False),
-        pa.field("api", pa.string(), nullable=True),  # which API answered: v1, v2 (null: no request)
-        pa.field("fetched_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("last_ok_at", pa.timestamp("us", tz="UTC"), nullable=True),
-    ]
-)
+
+FOLLOWERS_SCHEMA = arrow_schema(TASK_FOLLOWERS)
+ID_LIST_SCHEMA = arrow_schema(TASK_FOLLOWERS_ID_LIST)
+STATUS_SCHEMA = arrow_schema(TASK_FETCH_STATUS)
 
 
 def row_id(*parts: str) -> str:
@@ -91,10 +73,15 @@ def followers_table(outcomes: Iterable[TaskOutcome], user_id_type: str) -> pa.Ta
             member_types.append(follower.member_type)
             ids.append(row_id(outcome.task_id, follower.id))
             tombstones.append(False)
-    return pa.table(
-        [task_ids, follower_ids, [user_id_type] * len(task_ids), member_types, ids, tombstones],
-        schema=FOLLOWERS_SCHEMA,
-    )
+    columns = {
+        "task_id": task_ids,
+        "follower_id": follower_ids,
+        "user_id_type": [user_id_type] * len(task_ids),
+        "member_type": member_types,
+        "_dlt_id": ids,
+        TOMBSTONE: tombstones,
+    }
+    return pa.table(columns, schema=FOLLOWERS_SCHEMA)
 
 
 def id_list_table(outcomes: Iterable[TaskOutcome]) -> pa.Table:

@@ -1,6 +1,6 @@
 """Which task is fetched when: the async side of one run's fetch.
 
-Order of work: the given ids, then the tasks of the task lists (``list_reading``), then the
+Order of work: the given ids, then the tasks of the task lists (``listings``), then the
 tasks a listing finds (``discover``), then the stale sweep, each id once. The listings run
 beside the fetch, ahead of it, so the run's total (``FetchStats.tasks_queued``) is known early,
 not only when the fetch nears its end; the ids they find wait in a plain queue (each is held in
@@ -16,65 +16,49 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .bridge import Emit
-from .client import ClientSettings, open_client
+from .client import ClientSettings, FeishuClient, open_client
 from .control import RunControl
-from .discovery import iter_task_pages
 from .endpoints import FOLLOWERS, GET_TASK
 from .errors import BudgetExhausted, FatalError, TaskError
-from .followers import TaskOutcome, fetch_task_followers, fetch_task_followers_v2, invalid_outcome
-from .list_reading import ListReading
-from .settings import CODE_INVALID_TASK
+from .followers import fetch_task_followers, fetch_task_followers_v2
+from .items import DiscoveredTasks, DiscoveryDone, Emit, OutcomeBatch, TaskOutcome, invalid_outcome
+from .listings import ListReading, iter_task_pages
+from .settings import CODE_INVALID_TASK, DEFAULT_FOLLOWERS_API, DEFAULT_USER_ID_TYPE
+from .stats import FetchStats
 from .task_ids import normalize_task_id, unique_in_order
 
 STOP_POLL_SECONDS = 0.1
 
+Connect = Callable[[ClientSettings, FetchStats, "int | None"], AbstractAsyncContextManager[FeishuClient]]
+
 
 @dataclass
 class FetchPlan:
-    """What one run fetches (the source's parameters; the runner's extras are in RunControl)."""
+    """What one run fetches: the source's parameters, and what the destination knows that matters."""
 
     task_ids: Iterable[str]
-    user_id_type: str = "open_id"
+    user_id_type: str = DEFAULT_USER_ID_TYPE
     tasklist_guids: list[str] = field(default_factory=list)
     all_tasklists: bool = False
     tasklist_completed: bool | None = None
     discover: bool = False
     discover_since: int | None = None  # Unix seconds: list tasks created from then on
-    followers_api: str = "v1"  # v1, v2 or auto (settings.FOLLOWERS_APIS)
+    followers_api: str = DEFAULT_FOLLOWERS_API  # v1, v2 or auto (settings.FOLLOWERS_APIS)
     max_requests: int | None = None
     batch_rows: int = 20_000
+    # Known tasks due again (the stale sweep), oldest first; fetched after the others.
+    sweep_task_ids: Sequence[str] = ()
+    # Requests each known task took last time (when more than one), so max_requests admits whole tasks.
+    expected_pages: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def reads_tasklists(self) -> bool:
         return bool(self.tasklist_guids) or self.all_tasklists
-
-
-@dataclass
-class OutcomeBatch:
-    """Finished tasks, handed to dlt together."""
-
-    outcomes: list[TaskOutcome]
-    rows: int  # follower rows plus one per task: what a load of this batch writes
-
-
-@dataclass
-class DiscoveredTasks:
-    """A page of task objects from the task listing (``discover``)."""
-
-    tasks: list[dict[str, Any]]
-
-
-@dataclass
-class DiscoveryDone:
-    """End of the task listing: the newest ``update_time`` seen, and whether it ran to the end."""
-
-    max_update_time: int | None
-    complete: bool
 
 
 class Admission:
@@ -142,12 +126,19 @@ def _int_or_zero(value: Any) -> int:
 class FetchScheduler:
     """Runs one fetch on the current event loop; ``run`` is the bridge's producer."""
 
-    def __init__(self, plan: FetchPlan, settings: ClientSettings, control: RunControl) -> None:
+    def __init__(
+        self,
+        plan: FetchPlan,
+        settings: ClientSettings,
+        control: RunControl,
+        connect: Connect = open_client,
+    ) -> None:
         self.plan = plan
+        self._connect = connect  # the HTTP client's factory (a unit test gives a scripted one)
         self.settings = settings
-        self.control = control
-        self.stats = control.stats
-        self.expected_pages: Mapping[str, int] = control.expected_pages
+        self.inputs, self.report = control.inputs, control.report
+        self.stats = control.report.stats
+        self.expected_pages: Mapping[str, int] = plan.expected_pages
         self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=settings.concurrency * 4)
         self._listed: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()  # ends with None
         self._seen: set[str] = set()
@@ -160,7 +151,7 @@ class FetchScheduler:
         self.stats.started_at = time.monotonic()
         given = self._accept_given()  # before the listing starts: a given id is never "discovered"
         try:
-            async with open_client(self.settings, self.stats, self.plan.max_requests) as client:
+            async with self._connect(self.settings, self.stats, self.plan.max_requests) as client:
                 self._client = client
                 # the display's ETA follows the endpoint that reads the followers
                 followers_endpoint = GET_TASK if self.plan.followers_api == "v2" else FOLLOWERS
@@ -205,7 +196,7 @@ class FetchScheduler:
                 await self._read_tasklists()
             if self.plan.discover:
                 await self._discover()
-            for task_id in self.control.sweep_task_ids:
+            for task_id in self.plan.sweep_task_ids:
                 self._list_one(task_id, "stale")
             self.stats.listing_done = True
         finally:
@@ -239,7 +230,7 @@ class FetchScheduler:
             self._emit,
             enqueue,
             self._count_listing_request,
-            self.control.dry_run,
+            self.inputs.dry_run,
         )
         reading.by_status = self.stats.tasklists_by_status
         try:
@@ -251,7 +242,7 @@ class FetchScheduler:
 
     def _has_tasks(self) -> bool:
         """Tasks to fetch besides the listing at hand: given, from the lists so far, or stale."""
-        return bool(self._seen) or bool(self.control.sweep_task_ids)
+        return bool(self._seen) or bool(self.plan.sweep_task_ids)
 
     def _count_listing_request(self) -> None:
         self._admission.listing_requests += 1
@@ -265,7 +256,7 @@ class FetchScheduler:
             async for tasks in pages:
                 self._admission.listing_requests += 1
                 self.stats.listing_pages += 1
-                if not self.control.dry_run:
+                if not self.inputs.dry_run:
                     await self._emit(DiscoveredTasks(tasks))
                 for task in tasks:
                     newest = max(newest or 0, _int_or_zero(task.get("update_time")))
@@ -287,12 +278,15 @@ class FetchScheduler:
     # ------------------------------------------------------------------ fetching
     async def _work(self) -> None:
         while (item := await self._queue.get()) is not None:
+            if self.inputs.stop.is_set():  # asked to stop: no new task starts (the canceller follows)
+                self.stats.interrupted += 1
+                continue
             await self._fetch(*item)
 
     async def _fetch(self, task_id: str, reason: str) -> None:
         expected = self.expected_pages.get(task_id, 1)
-        if self.control.dry_run:
-            self.control.planned.append((task_id, reason))
+        if self.inputs.dry_run:
+            self.report.planned.append((task_id, reason))
             return
         if not self._admission.admit(expected):
             self.stats.skipped_by_budget += 1
@@ -326,7 +320,7 @@ class FetchScheduler:
     async def _cancel_when_stopped(self, tasks: list[asyncio.Task[None]], closed: threading.Event) -> None:
         """Cancel the feeder and the workers once the runner (or the consumer) says stop."""
         while not all(task.done() for task in tasks):
-            if self.control.stop.is_set() or closed.is_set():
+            if self.inputs.stop.is_set() or closed.is_set():
                 for task in tasks:
                     task.cancel()
                 return

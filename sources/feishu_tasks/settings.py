@@ -1,7 +1,8 @@
-"""Fixed facts about the Feishu / Lark Open Platform that the connector relies on.
+"""Fixed facts about the Feishu / Lark Open Platform that the connector relies on, and the
+connector's defaults (each written once: the source's signature, the client and the CLI's help
+read them from here).
 
-Everything here comes from ``docs/feishu-api.md`` (the API reference we work from); keep the two
-in step.
+The facts come from ``docs/feishu-api.md`` (the API reference we work from); keep the two in step.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ USER_ID_TYPES = ("open_id", "union_id", "user_id")
 # Documented task v1 quota: 50 requests/second AND 1000 requests/minute per app and tenant.
 DEFAULT_MAX_RPS = 50.0
 DEFAULT_MAX_RPM = 1000.0
+
+# The source's other defaults.
+DEFAULT_USER_ID_TYPE = "open_id"
+DEFAULT_FOLLOWERS_API = "v1"
+DEFAULT_CONCURRENCY = 32  # requests in flight: covers 50 req/s at up to 0.6 s each
+DEFAULT_MAX_ATTEMPTS = 5  # tries per request on transient failures
+DEFAULT_BACKOFF_BASE_SECONDS = 0.5  # the first backoff; it doubles per failed attempt, with jitter
+DEFAULT_DISCOVER_LOOKBACK_SECONDS = 86_400
 
 # Token lifetime handling: refresh this many seconds before the token expires
 # (the official SDKs use 3 to 10 minutes), but never more than half of a short lifetime.

@@ -19,22 +19,15 @@ from dlt.destinations.sql_client import SqlClientBase
 from feishu_followers.options import RunOptions
 from feishu_followers.run import RunResult, run
 from feishu_simulator import Faults, Simulator, World
+from feishu_tasks import tables
 
 REPO = Path(__file__).resolve().parents[2]
 APP_ID = "cli_test_app"
 APP_SECRET = "test-secret-9f2c41d7e0"
 USER_TOKEN = "u-test-user-token-5be1"
 DATASET = "feishu_tasks"
-# The tables the source loads, one resource each (a test that lists them all fails when one is added).
-SOURCE_TABLES = (
-    "task_followers",
-    "task_followers__id_list",
-    "task_fetch_status",
-    "tasks",
-    "tasklists",
-    "tasklist_tasks",
-    "tasklist_fetch_status",
-)
+# The tables the source loads, one resource each (from the registry).
+SOURCE_TABLES = tuple(table.name for table in tables.SOURCE_TABLES)
 PG_CREDENTIALS_ENV = "DESTINATION__POSTGRES__CREDENTIALS"
 
 # The same test on DuckDB and on the session's Postgres server (skipped without its binaries).

@@ -128,7 +128,7 @@ def test_a_failing_history_statement_rolls_back_and_its_own_error_propagates(
 def test_rows_a_resumed_load_wrote_twice_are_collapsed_before_the_history(
     loader: Loader, world: World
 ) -> None:
-    """dlt can copy a staging file twice when it resumes a package (see uniqueness.py): the rows of
+    """dlt can copy a staging file twice when it resumes a package (see history.py): the rows of
     that load come out once, and its history applies."""
     ids = world.task_ids()
     loader.run(ids)

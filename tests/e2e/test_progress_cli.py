@@ -238,9 +238,9 @@ def test_the_listing_runs_ahead_so_the_total_is_known_early(tmp_path: Path) -> N
         seen: list[tuple[int, int]] = []  # (tasks done, total) when the listing was first seen done
 
         def watch() -> None:
-            while not control.stats.listing_done:
+            while not control.report.stats.listing_done:
                 time.sleep(0.01)
-            seen.append((control.stats.tasks_done, control.stats.tasks_queued))
+            seen.append((control.report.stats.tasks_done, control.report.stats.tasks_queued))
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from feishu_tasks.auth import TOKEN_FALLBACK_LIFETIME_SECONDS, TenantToken, UserToken, refresh_delay
-from feishu_tasks.client import FeishuClient
+from feishu_tasks.client import FeishuClient, PagingBounds
 from feishu_tasks.endpoints import FOLLOWERS, LIST_TASKS
 from feishu_tasks.errors import (
     ApiError,
@@ -23,7 +23,6 @@ from feishu_tasks.errors import (
     RetriesExhausted,
 )
 from feishu_tasks.pages import ListPage, parse_followers_page
-from feishu_tasks.pagination import PagingBounds, iter_pages
 from feishu_tasks.ratelimit import Pacing
 from feishu_tasks.responses import Ok, Transient
 from feishu_tasks.retry import RetryPolicy
@@ -141,9 +140,7 @@ def endless(params: dict[str, Any]) -> Reply:
 def pages_of(client: FeishuClient, bounds: PagingBounds, clock: Any = None) -> list[ListPage[Any]]:
     async def collect() -> list[ListPage[Any]]:
         extra = {"clock": clock} if clock else {}
-        return [
-            p async for p in iter_pages(client, "/p", {}, parse_followers_page, bounds, FOLLOWERS, **extra)
-        ]
+        return [p async for p in client.paginate("/p", {}, parse_followers_page, bounds, FOLLOWERS, **extra)]
 
     return asyncio.run(collect())
 
@@ -153,8 +150,8 @@ def test_endless_pages_stop_at_the_page_bound() -> None:
     seen: list[ListPage[Any]] = []
 
     async def collect() -> None:
-        async for p in iter_pages(
-            client, "/p", {}, parse_followers_page, PagingBounds(7, 3600, "max_pages_per_task"), FOLLOWERS
+        async for p in client.paginate(
+            "/p", {}, parse_followers_page, PagingBounds(7, 3600, "max_pages_per_task"), FOLLOWERS
         ):
             seen.append(p)
 

@@ -350,6 +350,16 @@ def test_nothing_a_body_holds_makes_a_classifier_raise() -> None:
         b"1e999",
     ]
     for body in bodies:
+        if body == real:
+            continue
         for status in (200, 400, 429, 500):
-            assert classify(status, {}, body) is not None
-            assert classify_token(status, {}, body) is not None
+            for verdict in (classify(status, {}, body), classify_token(status, {}, body)):
+                if status == 429:  # a rate limit whatever the body says
+                    assert isinstance(verdict, RateLimited), (status, body[:20], verdict)
+                else:  # not Feishu's envelope: a bad body, tried again
+                    assert isinstance(verdict, Transient) and verdict.bad_body, (status, body[:20], verdict)
+    assert isinstance(classify(200, {}, real), Ok)
+    assert isinstance(classify(429, {}, real), RateLimited)
+    server_error = classify(500, {}, real)
+    assert isinstance(server_error, Transient) and not server_error.bad_body
+    assert isinstance(classify_token(200, {}, real), Malformed)  # code 0 without a token

@@ -13,7 +13,8 @@ from feishu_tasks.errors import ConfigError
 from feishu_tasks.pages import MISSING, PageError, parse_task_followers_v2, parse_tasklists_page
 from feishu_tasks.ratelimit import Pacing
 from feishu_tasks.responses import Fatal, TaskFailed, Transient, classify
-from feishu_tasks.rows import TOMBSTONE, tasklist_row, tasklist_task_rows, unix_ms_to_timestamp
+from feishu_tasks.rows import tasklist_row, tasklist_task_rows, unix_ms_to_timestamp
+from feishu_tasks.tables import TOMBSTONE
 
 
 def member(member_id: Any, role: Any = "follower", kind: Any = "user") -> dict[str, Any]:
