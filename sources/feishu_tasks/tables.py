@@ -376,10 +376,10 @@ def table_list() -> str:
 def _reference_lines() -> Iterator[str]:
     yield "# Tables"
     yield ""
-    yield "Generated from `sources/feishu_tasks/tables.py` by `python tools/write_table_reference.py`; do not edit."
-    yield "Every table also has dlt's `_dlt_load_id` (the load that wrote the row); the source's tables"
-    yield "are in the dataset (default `feishu_tasks`), with dlt's own `_dlt_loads`, `_dlt_version` and"
-    yield "`_dlt_pipeline_state`."
+    yield "Generated from `sources/feishu_tasks/tables.py` by `python tools/write_table_reference.py`;"
+    yield "do not edit. Every table also has dlt's `_dlt_load_id` (the load that wrote the row); the"
+    yield "tables are in the dataset (default `feishu_tasks`), with dlt's own `_dlt_loads`,"
+    yield "`_dlt_version` and `_dlt_pipeline_state`."
     titles = {
         "source": "Loaded by the source (one dlt resource each)",
         "derived": "Derived after each load (`after_load`)",
