@@ -1,10 +1,11 @@
 """Follow history (``task_follower_history``), derived after each load from what it changed.
 
-Why not dlt's ``scd2`` merge strategy: it retires rows only for keys present in the load, so
-a task whose followers were all removed (no rows at all) would never close its intervals, and
-it has no notion of "this task failed, leave its history alone". Instead, each completed dlt
-load is applied once, in one transaction, recorded in ``_feishu_history_loads``: a run
-killed before or during this step is completed by the next run, exactly once.
+Why not dlt's ``scd2`` merge strategy (measured in docs/history.md, bench/scd2_experiment.py): it
+dates every change with one boundary time per load, not each task's own observation time; it
+cannot close the intervals of a task whose followers were all removed without extra scoping; and
+it opens duplicate intervals when a resumed load writes its rows twice. Instead, each completed
+dlt load is applied once, in one transaction, recorded in ``_feishu_history_loads``: a run killed
+before or during this step is completed by the next run, exactly once.
 """
 
 from __future__ import annotations
