@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 from dlt.destinations.sql_client import SqlClientBase
 
 from feishu_tasks.tables import Table
@@ -53,6 +54,51 @@ def empty_relation(table: Table) -> str:
     """A subquery with the table's columns and no rows, standing in for a table not loaded yet."""
     columns = ", ".join(f"cast(null as {column.sql_type}) as {column.name}" for column in table.columns)
     return f"(select {columns} where 1 = 0)"
+
+
+def declares_primary_keys(client: SqlClientBase[Any]) -> bool:
+    """Whether the tables the post-load steps create declare their primary keys here.
+
+    Not on DuckDB (nor MotherDuck, its client): a DuckDB primary key is an ART index that lives
+    in memory and never spills, so it grows with the table until ``memory_limit`` refuses it. A
+    1.1M-row history failed its insert at 256MB that way (issue 19), and then every later run
+    too; without the index the same insert fits in 32MB. The keys hold by construction (each
+    load is applied once, recorded in the same transaction); Postgres keeps them as B-trees on
+    disk, which also serve the history's lookups by task.
+    """
+    return not isinstance(client, DuckDbSqlClient)
+
+
+def create_own_table(client: SqlClientBase[Any], table: Table, relations: dict[str, str]) -> None:
+    """Create ``table`` if missing, in the client's dialect (see ``declares_primary_keys``).
+
+    On DuckDB a table made by an earlier version with its primary key is rebuilt without it,
+    once, in a transaction of its own: rows, column types and NOT NULLs unchanged.
+    """
+    name = client.make_qualified_table_name(table.name)
+    keyed = declares_primary_keys(client)
+    if keyed or relations.get(table.name) != BASE_TABLE or not _has_primary_key(client, table.name):
+        client.execute_sql(table.create_sql(name, primary_key=keyed))
+        return
+    rebuilt = client.make_qualified_table_name(f"{table.name}__rebuilt")
+    columns = ", ".join(column.name for column in table.columns)
+    with client.begin_transaction():
+        client.execute_sql(f"drop table if exists {rebuilt}")
+        client.execute_sql(table.create_sql(rebuilt, primary_key=False))
+        client.execute_sql(f"insert into {rebuilt} ({columns}) select {columns} from {name}")
+        client.execute_sql(f"drop table {name}")
+        client.execute_sql(f"alter table {rebuilt} rename to {client.escape_column_name(table.name)}")
+
+
+def _has_primary_key(client: SqlClientBase[Any], table: str) -> bool:
+    where, args = _in_dataset(client)
+    rows = client.execute_sql(
+        f"select count(*) from information_schema.table_constraints where {where} "
+        "and table_name = %s and constraint_type = 'PRIMARY KEY'",
+        *args,
+        table,
+    )
+    return bool(rows and rows[0][0])
 
 
 def quote(client: SqlClientBase[Any], identifier: str) -> str:

@@ -32,7 +32,15 @@ from feishu_tasks.tables import (
     VIEW_HASHES,
 )
 
-from .relations import BASE_TABLE, VIEW, dataset_relations, empty_relation, quote, table_columns
+from .relations import (
+    BASE_TABLE,
+    VIEW,
+    create_own_table,
+    dataset_relations,
+    empty_relation,
+    quote,
+    table_columns,
+)
 
 STALE_AFTER = timedelta(hours=24)  # default threshold of the ``stale_tasks`` view
 VIEWS_TABLE = VIEW_HASHES.name  # view name → hash of the SQL it was created with
@@ -83,12 +91,12 @@ def refresh_views(client: SqlClientBase[Any]) -> list[str]:
     wanted = {view: hashlib.sha256(sql.encode()).hexdigest() for view, sql in views.items()}
     if _recorded(client, relations) == wanted and all(relations.get(view) == VIEW for view in views):
         return list(views)
+    create_own_table(client, VIEW_HASHES, relations)
     with client.begin_transaction():
         for view in reversed(views):  # dependents first: Postgres refuses to drop a view in use
             client.execute_sql(f"drop view if exists {name(view)}")
         for view, sql in views.items():
             client.execute_sql(f"create view {name(view)} as {sql}")
-        client.execute_sql(VIEW_HASHES.create_sql(name(VIEWS_TABLE)))
         client.execute_sql(f"delete from {name(VIEWS_TABLE)}")
         for view, digest in wanted.items():
             client.execute_sql(f"insert into {name(VIEWS_TABLE)} values (%s, %s)", view, digest)

@@ -120,13 +120,16 @@ class Table:
             columns[TOMBSTONE] = {"data_type": "bool", "hard_delete": True}
         return columns
 
-    def create_sql(self, qualified_name: str) -> str:
-        """``create table if not exists`` in the SQL that DuckDB and Postgres share."""
+    def create_sql(self, qualified_name: str, primary_key: bool = True) -> str:
+        """``create table if not exists`` in the SQL that DuckDB and Postgres share.
+
+        ``primary_key=False`` leaves the key undeclared (DuckDB: see ``feishu_followers.relations``).
+        """
         lines = [
             f"{column.name} {column.sql_type}{'' if column.nullable else ' not null'}"
             for column in self.columns
         ]
-        if self.primary_keys:
+        if self.primary_keys and primary_key:
             lines.append(f"primary key ({', '.join(self.primary_keys)})")
         return f"create table if not exists {qualified_name} ({', '.join(lines)})"
 
