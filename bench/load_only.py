@@ -1,11 +1,19 @@
-"""The load step alone: 1M generated follower rows through our Arrow tables and dlt's merge.
+"""The load side alone: generated follower rows through our Arrow tables, dlt's merge, the history.
 
-No HTTP: outcomes are generated, so this isolates normalize + load (and their memory) from
-fetching. Used for the merge-key and memory-limit experiments in BENCHMARKS.md.
+No HTTP and no fetch: task outcomes are generated in batches, turned into the source's Arrow
+tables (``feishu_tasks.rows``) and loaded with the registry's dlt hints, part by part, each
+part followed by ``after_load`` (history and views), as ``feishu-followers run`` does. The
+DuckDB destination is made by the CLI's own code from ``--memory-budget`` (or explicit
+settings), so what is measured is what a run uses. Beside it, in the same process and on the
+same machine state, a plain insert of the same rows (``create table as`` from Arrow) into a
+fresh DuckDB file: the issue's comparison for "normalize + load".
 
-    python bench/load_only.py --tasks 100000 --rerun                 # first load, then a re-load
-    python bench/load_only.py --tasks 100000 --rerun --with-primary-key   # the hints we dropped
-    python bench/load_only.py --tasks 100000 --memory-limit 64MB --threads 1
+    python bench/load_only.py --tasks 100000                    # 1M rows, one load, then a re-load
+    python bench/load_only.py --tasks 100000 --rows-per-part 200000 --memory-budget 256MB
+    python bench/load_only.py --tasks 100000 --duckdb-memory-limit 1GB --threads 2
+
+Memory is sampled as in ``memory_profile.py`` (VmRSS, DuckDB's own, Arrow's) and reported per
+step; peak RSS includes the generator's batch (a few MB).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
+import sys
 import tempfile
 import time
 import uuid
@@ -22,89 +30,171 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 import dlt  # noqa: E402
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials  # noqa: E402
+import duckdb  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from memory_profile import Sampler, instrument_pools, peaks  # noqa: E402
 
-from feishu_tasks import FOLLOWERS_HINTS, ID_LIST_HINTS, STATUS_HINTS  # noqa: E402
+from feishu_followers.destination import make_destination  # noqa: E402
+from feishu_followers.options import RunOptions  # noqa: E402
+from feishu_followers.post_load import after_load  # noqa: E402
 from feishu_tasks.items import TaskOutcome  # noqa: E402
 from feishu_tasks.pages import Follower  # noqa: E402
+from feishu_tasks.resources import _with_load_id  # noqa: E402
 from feishu_tasks.rows import followers_table, id_list_table, status_table  # noqa: E402
+from feishu_tasks.tables import TASK_FETCH_STATUS, TASK_FOLLOWERS, TASK_FOLLOWERS_ID_LIST  # noqa: E402
+
+BATCH_TASKS = 2_000  # tasks per Arrow batch, about what the fetch hands over
 
 
-def outcomes(tasks: int, followers: int, seed: int = 1) -> Iterator[list[TaskOutcome]]:
+def outcomes(tasks: int, followers: int, seed: int) -> Iterator[list[TaskOutcome]]:
+    """Batches of successful outcomes; the same seed gives the same tasks and followers."""
     rng, now, batch = random.Random(seed), datetime.now(UTC), []
     for _ in range(tasks):
         task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         people = [Follower(f"ou_{rng.getrandbits(128):032x}") for _ in range(followers)]
-        batch.append(TaskOutcome(task_id, "ok", now, people, pages=1))
-        if len(batch) == 2_000:
+        batch.append(TaskOutcome(task_id, "ok", now, people, pages=1, api="v1"))
+        if len(batch) == BATCH_TASKS:
             yield batch
             batch = []
     if batch:
         yield batch
 
 
-def with_primary_key() -> Any:
-    """The follower table's hints as they were before: primary key AND merge key (for comparison)."""
-    return dlt.mark.make_hints(
-        table_name="task_followers",
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=("task_id", "follower_id"),
-        merge_key="task_id",
-        columns={"_tombstone": {"data_type": "bool", "hard_delete": True}},
-    )
+def parts(tasks: int, followers: int, rows_per_part: int, seed: int) -> Iterator[Iterator[list[TaskOutcome]]]:
+    """The outcomes cut into parts of about ``rows_per_part`` follower rows (0: one part)."""
+    batches = outcomes(tasks, followers, seed)
+    ahead = next(batches, None)
+
+    def part() -> Iterator[list[TaskOutcome]]:
+        nonlocal ahead
+        rows = 0
+        while ahead is not None:
+            batch, ahead = ahead, next(batches, None)
+            yield batch
+            rows += sum(len(outcome.followers) for outcome in batch)
+            if rows_per_part and rows >= rows_per_part:
+                return
+
+    while ahead is not None:
+        yield part()  # consumed (extracted) before the loop looks again
 
 
-def items(tasks: int, followers: int, follower_hints: Any) -> Iterator[Any]:
-    for batch in outcomes(tasks, followers):
-        yield dlt.mark.with_hints(
-            followers_table(batch, "open_id"), follower_hints, create_table_variant=True
-        )
-        yield dlt.mark.with_hints(id_list_table(batch), ID_LIST_HINTS, create_table_variant=True)
-        yield dlt.mark.with_hints(status_table(batch, "open_id", {}), STATUS_HINTS, create_table_variant=True)
+def resources(batches: Iterator[list[TaskOutcome]]) -> list[Any]:
+    """The three follower tables as the source declares them, from one pass over ``batches``."""
+
+    @dlt.resource(name="generated", selected=False)
+    def generated() -> Iterator[list[TaskOutcome]]:
+        yield from batches
+
+    def table(hints: dict[str, Any], make: Any) -> Any:
+        def rows(batch: list[TaskOutcome]) -> Iterator[pa.Table]:
+            yield _with_load_id(make(batch))
+
+        return dlt.transformer(data_from=generated, **hints)(rows)
+
+    return [
+        generated,
+        table(TASK_FOLLOWERS.dlt_hints(), lambda batch: followers_table(batch, "open_id")),
+        table(TASK_FOLLOWERS_ID_LIST.dlt_hints(), id_list_table),
+        table(TASK_FETCH_STATUS.dlt_hints(), lambda batch: status_table(batch, "open_id", {})),
+    ]
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def load_all(pipeline: dlt.Pipeline, sampler: Sampler, args: argparse.Namespace) -> dict[str, float]:
+    """Every part: extract, normalize, load, history and views; seconds per step."""
+    seconds: dict[str, float] = {}
+
+    def timed(step: str, call: Any) -> None:
+        sampler.on_step(step, True)
+        started = time.monotonic()
+        call()
+        seconds[step] = seconds.get(step, 0.0) + time.monotonic() - started
+        sampler.on_step(step, False)
+
+    for part in parts(args.tasks, args.followers, args.rows_per_part, args.seed):
+        timed("extract", lambda part=part: pipeline.extract(resources(part)))
+        timed("normalize", pipeline.normalize)
+        timed("load", pipeline.load)
+        timed("history and views", lambda: after_load(pipeline))
+    return seconds
 
 
-def main() -> None:
+def plain_insert(db: Path, settings: dict[str, Any]) -> float:
+    """``create table as`` from an Arrow table of the same follower rows: the floor to compare with."""
+    tables = [
+        followers_table(batch, "open_id").drop_columns(["_tombstone"])
+        for batch in outcomes(ARGS.tasks, ARGS.followers, ARGS.seed)
+    ]
+    arrow_rows = pa.concat_tables(tables)
+    started = time.monotonic()
+    with duckdb.connect(str(db), config=settings) as con:
+        con.register("arrow_rows", arrow_rows)
+        con.execute("create table task_followers as select * from arrow_rows")
+    return time.monotonic() - started
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tasks", type=int, default=100_000)
-    parser.add_argument("--followers", type=int, default=10)
-    parser.add_argument("--memory-limit", help="DuckDB memory_limit, e.g. 256MB (default: DuckDB's)")
-    parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's)")
-    parser.add_argument("--rerun", action="store_true", help="load the same rows again into full tables")
-    parser.add_argument("--with-primary-key", action="store_true", help="declare (task_id, follower_id) too")
-    args = parser.parse_args()
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    workdir = Path(tempfile.mkdtemp(prefix="load-only-"))
-    credentials = DuckDbCredentials(str(workdir / "load.duckdb"))
-    settings = {"memory_limit": args.memory_limit, "threads": args.threads}
-    credentials.global_config = {key: value for key, value in settings.items() if value} or None
-    pipeline = dlt.pipeline(
-        "load_only",
-        destination=dlt.destinations.duckdb(credentials),
-        dataset_name="d",
-        pipelines_dir=str(workdir),
+    parser.add_argument("--followers", type=int, default=10, help="followers per task")
+    parser.add_argument("--rows-per-part", type=int, default=0, help="follower rows per dlt load (0: one)")
+    parser.add_argument("--memory-budget", help="as the CLI's --memory-budget")
+    parser.add_argument("--duckdb-memory-limit", help="as the CLI's flag (overrides the budget's)")
+    parser.add_argument(
+        "--duckdb-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. threads=1; repeatable",
     )
-    for label in ("first load", "re-load")[: 2 if args.rerun else 1]:
-        hints = with_primary_key() if args.with_primary_key else FOLLOWERS_HINTS
-        pipeline.extract(dlt.resource(items(args.tasks, args.followers, hints), name="followers"))
-        started = time.monotonic()
-        pipeline.normalize()
-        normalized = time.monotonic()
-        pipeline.load()
-        loaded = time.monotonic()
-        print(
-            f"{label}: {args.tasks * args.followers:,} rows, normalize {normalized - started:.2f} s, "
-            f"load {loaded - normalized:.2f} s, peak RSS so far {peak_mb():.0f} MB"
-        )
+    parser.add_argument("--once", action="store_true", help="no re-load of the same rows")
+    parser.add_argument("--seed", type=int, default=1)
+    global ARGS
+    ARGS = args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="load-only-"))
+    flags = {"duckdb": str(workdir / "load.duckdb"), "pipelines_dir": str(workdir / "pipelines")}
+    for name in ("memory_budget", "duckdb_memory_limit"):
+        if getattr(args, name):
+            flags[name] = getattr(args, name)
+    options = RunOptions.resolve(flags)
+    destination = make_destination(options)
+    credentials = destination.config_params["credentials"]
+    for setting in args.duckdb_setting:
+        key, _, value = setting.partition("=")
+        credentials.global_config = {**(credentials.global_config or {}), key: value}
+    settings = dict(credentials.global_config or {})
+    print(f"DuckDB settings: {settings or 'DuckDB defaults'}", flush=True)
+    pipeline = dlt.pipeline(
+        "load_only", destination=destination, dataset_name="d", pipelines_dir=flags["pipelines_dir"]
+    )
+    sampler = Sampler()
+    instrument_pools(sampler)
+    rows = args.tasks * args.followers
+    for label in ("first load", "re-load")[: 1 if args.once else 2]:
+        sampler.samples.clear()
+        with sampler.running():
+            seconds = load_all(pipeline, sampler, args)
+        top = peaks(sampler.samples)
+        print(f"== {label}: {rows:,} rows in parts of {args.rows_per_part or rows:,}")
+        for step, figures in top.items():
+            if step in seconds:
+                print(
+                    f"  {step:18} {seconds[step]:6.2f} s  peak RSS {figures['rss_mb']:4.0f} MB  "
+                    f"DuckDB {figures['duckdb_mb']:4.0f} MB (spilled {figures['spilled_mb']:.0f})"
+                )
+        print(f"  normalize + load   {seconds['normalize'] + seconds['load']:6.2f} s", flush=True)
+    plain = plain_insert(workdir / "plain.duckdb", settings)
+    print(f"== plain insert of the same {rows:,} rows (create table as from Arrow): {plain:.2f} s")
+    return 0
 
+
+ARGS: argparse.Namespace
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

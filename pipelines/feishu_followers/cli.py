@@ -115,7 +115,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--pipelines-dir", metavar="DIR", help="dlt's working folder (default ~/.dlt/pipelines)"
     )
     dest.add_argument(
-        "--duckdb-memory-limit", metavar="SIZE", help="DuckDB's memory limit while loading (default 256MB)"
+        "--memory-budget",
+        metavar="SIZE",
+        help="the run's memory (default 256MB): sets DuckDB's limit (a quarter; it spills to disk beyond) "
+        "and the size of each load",
+    )
+    dest.add_argument(
+        "--duckdb-memory-limit", metavar="SIZE", help="DuckDB's memory limit (default: from --memory-budget)"
     )
     out = parser.add_argument_group("output")
     out.add_argument(

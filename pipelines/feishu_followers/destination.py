@@ -48,10 +48,9 @@ def make_destination(options: RunOptions) -> Destination[Any, Any]:
                 "or dataset (--dataset)"
             )
         credentials = DuckDbCredentials(str(Path(options.duckdb_path).resolve()))
-        if options.duckdb_memory_limit:
-            # DuckDB's default is 80% of RAM, and a merge of a big load takes what it can get
-            # (bench case 4: peak RSS 574 MB unbounded, 532 MB at 256MB). Bounded, it spills to disk.
-            credentials.global_config = {"memory_limit": options.duckdb_memory_limit}
+        # DuckDB's default is 80% of RAM (of the container's limit), which a merge of a big
+        # load takes; bounded by the budget, every step spills to disk instead (budget.py).
+        credentials.global_config = options.memory.duckdb_settings()
         return dlt.destinations.duckdb(credentials)
     try:
         destination = Destination.from_reference(options.destination)

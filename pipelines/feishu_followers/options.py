@@ -17,6 +17,7 @@ import dlt
 
 from feishu_tasks.errors import ConfigError, FatalError
 
+from .budget import DEFAULT_BUDGET, MIN_BUDGET, MemoryPlan, parse_size, plan_memory
 from .durations import parse_duration
 
 SECTION = "sources.feishu_tasks"
@@ -73,6 +74,17 @@ def parse_count(value: Any) -> int:
     return number
 
 
+def _size(value: Any) -> str:
+    parse_size(value)  # raises ValueError for what is not a size
+    return str(value).strip()
+
+
+def _budget(value: Any) -> str:
+    if parse_size(value) < MIN_BUDGET:
+        raise ValueError(value)
+    return str(value).strip()
+
+
 def _seconds(value: Any) -> float:
     return parse_duration(str(value)).total_seconds()
 
@@ -85,6 +97,8 @@ PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "quiet": (parse_bool, "true or false"),
     "max_requests": (parse_count, "a whole number of requests"),
     "rows_per_load": (parse_count, "a whole number of rows (0 = one load)"),
+    "memory_budget": (_budget, "a size such as 256MB or 1GB, at least 128MB"),
+    "duckdb_memory_limit": (_size, "a size such as 64MB or 1GB"),
     "stale_after": (parse_duration, "a duration such as 90s, 15m, 6h or 7d"),
     "lock_timeout": (_seconds, "a duration such as 90s, 5m or 1h"),
     "discover_lookback": (_seconds, "a duration such as 6h or 1d"),
@@ -120,7 +134,8 @@ class RunOptions:
     dataset: str = "feishu_tasks"
     pipeline_name: str = "feishu_tasks"
     pipelines_dir: str | None = None
-    duckdb_memory_limit: str | None = "256MB"
+    memory_budget: str = DEFAULT_BUDGET  # the process's memory; sets DuckDB's limit and the parts
+    duckdb_memory_limit: str | None = None  # DuckDB's share of the budget, when set explicitly
     quiet: bool = False
     verbose: bool = False  # dlt's own progress log, and a bug's traceback
     progress_interval: float = 30.0  # seconds between progress lines when not on a terminal (0 = none)
@@ -128,7 +143,7 @@ class RunOptions:
     stale_after: timedelta | None = None
     max_requests: int | None = None
     dry_run: bool = False
-    rows_per_load: int | None = 500_000
+    rows_per_load: int | None = None  # follower rows per dlt load: None = from the budget, 0 = one load
     lock_timeout_seconds: float = 300.0
     source_args: dict[str, Any] = field(default_factory=dict)
 
@@ -160,7 +175,8 @@ class RunOptions:
             dataset=str(pick("dataset", cls.dataset)),
             pipeline_name=str(pick("pipeline_name", cls.pipeline_name)),
             pipelines_dir=pick("pipelines_dir", None),
-            duckdb_memory_limit=pick("duckdb_memory_limit", cls.duckdb_memory_limit) or None,
+            memory_budget=typed("memory_budget", cls.memory_budget),
+            duckdb_memory_limit=typed("duckdb_memory_limit", None),
             quiet=bool(flags.get("quiet")) or typed("quiet", False),
             verbose=bool(flags.get("verbose")),
             progress_interval=typed("progress_interval", cls.progress_interval),
@@ -168,7 +184,14 @@ class RunOptions:
             stale_after=typed("stale_after", None),
             max_requests=typed("max_requests", None),
             dry_run=bool(flags.get("dry_run")),
-            rows_per_load=typed("rows_per_load", cls.rows_per_load) or None,
+            rows_per_load=typed("rows_per_load", None),
             lock_timeout_seconds=typed("lock_timeout", cls.lock_timeout_seconds),
             source_args=source_args,
         )
+
+    @property
+    def memory(self) -> MemoryPlan:
+        """DuckDB's settings and the size of a part, from the budget (see ``budget.py``)."""
+        budget = parsed("memory_budget", self.memory_budget)
+        limit = parsed("duckdb_memory_limit", self.duckdb_memory_limit) if self.duckdb_memory_limit else None
+        return plan_memory(budget, limit, self.rows_per_load)

@@ -182,7 +182,7 @@ class Run:
         if self.inputs.stop.is_set():
             return self.result
         self.inputs.dry_run = options.dry_run
-        self.inputs.rows_per_part = options.rows_per_load or None
+        self.inputs.rows_per_part = options.memory.rows_per_part
         stale_seconds = options.stale_after.total_seconds() if options.stale_after is not None else None
         with run_control(self.control):
             source = feishu_tasks(
