@@ -20,6 +20,7 @@ from dlt.destinations.sql_client import SqlClientBase
 
 from feishu_tasks.errors import ConfigError, FatalError
 
+from .duckdb_destination import duckdb
 from .options import RunOptions
 from .relations import rolled_back
 
@@ -51,7 +52,7 @@ def make_destination(options: RunOptions) -> Destination[Any, Any]:
         # DuckDB's default is 80% of RAM (of the container's limit), which a merge of a big
         # load takes; bounded by the budget, every step spills to disk instead (budget.py).
         credentials.global_config = options.memory.duckdb_settings()
-        return dlt.destinations.duckdb(credentials)
+        return duckdb(credentials)  # dlt's, loading from any path (duckdb_destination.py)
     try:
         destination = Destination.from_reference(options.destination)
     except DestinationException:

@@ -98,6 +98,22 @@ def _disk_full(exc: BaseException) -> str | None:
     return None
 
 
+OUT_OF_MEMORY = "Out of Memory Error"
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """DuckDB refused memory past its limit: name the options that give it more."""
+    text = str(exc)
+    if OUT_OF_MEMORY not in text:
+        return None
+    line = next(line for line in text.splitlines() if OUT_OF_MEMORY in line)
+    return (
+        f"DuckDB ran out of its memory limit ({EXCEPTION_NAMES.sub('', line.strip())}): raise "
+        "--memory-budget (DuckDB gets a quarter of it) or --duckdb-memory-limit; what was fetched is "
+        "kept, and the next run loads it first"
+    )
+
+
 def _bad_config_value(exc: ConfigValueCannotBeCoercedException) -> str:
     shown = "" if is_secret_hint(exc.hint) else f" {exc.field_value!r}"
     expected = getattr(extract_inner_hint(exc.hint), "__name__", str(exc.hint))
@@ -130,8 +146,8 @@ def _destination(exc: BaseException) -> str | None:
 
 
 # In this order over the whole chain of causes: our own line first, then a full disk (the real
-# cause, whatever failed after it), then configuration, then the destination's own words.
-_EXPLAINERS = (_ours, _disk_full, _configuration, _destination)
+# cause, whatever failed after it), DuckDB's memory limit, configuration, the destination's words.
+_EXPLAINERS = (_ours, _disk_full, _out_of_memory, _configuration, _destination)
 
 
 def explain_failure(exc: BaseException) -> str | None:

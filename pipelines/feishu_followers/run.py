@@ -21,6 +21,12 @@ from typing import Any, TypeVar
 import dlt
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.extract import DltSource
+from dlt.load.exceptions import (
+    LoadClientJobException,
+    LoadClientJobFailed,
+    LoadClientJobRetry,
+    LoadClientJobTerminalRetry,
+)
 
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
@@ -38,11 +44,12 @@ from .destination import (
     query_task_ids,
     skipped_steps_note,
 )
-from .errors import fatal_errors_as_one_line
+from .errors import causes, fatal_errors_as_one_line
 from .history import apply_history
 from .housekeeping import prune_completed_packages
 from .lock import run_lock
 from .options import RunOptions
+from .ownership import claim_working_folder
 from .post_load import after_load
 from .steps import StepCollector, dlt_log_collector
 from .waiting import busy_reason, wait_while_busy
@@ -131,12 +138,51 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
     """
     pending = pipeline.has_pending_data
     if pending:
-        if pipeline.list_extracted_load_packages():
-            pipeline.normalize()
-        pipeline.load()
+        with set_aside_when_terminal(pipeline, "an earlier run"):
+            _load_pending(pipeline)
     if builds_derived_relations(pipeline):
         apply_history(pipeline)
     return pending
+
+
+@contextmanager
+def set_aside_when_terminal(pipeline: dlt.Pipeline, fetched_by: str) -> Iterator[None]:
+    """A load job that cannot succeed never blocks later runs: its package is aborted.
+
+    dlt keeps a package whose job failed pending, and retries it on every later run, which fail
+    the same way for ever (a path DuckDB could not read, a damaged file: issue 21, item 2). A
+    job that failed terminally, or that failed the same way in ``GIVE_UP_AFTER_RUNS`` runs
+    (dlt retries some errors that no retry changes, such as Postgres's syntax error on a damaged
+    file), is set aside: the package is completed as aborted (``Pipeline.abort_packages``),
+    nothing of it reaches the history (it never completes), the pipeline's state goes back to
+    before it (a discover cursor does not move past tasks that were not loaded), and the run
+    stops with one line saying what failed. The next run starts clean and fetches those tasks
+    again. A failure that may pass (a full disk, a busy file, memory) stays pending for the next
+    run to complete, as before.
+    """
+    try:
+        yield
+    except Exception as exc:
+        failed = next((cause for cause in causes(exc) if _cannot_succeed(cause)), None)
+        if not isinstance(failed, LoadClientJobException):
+            raise
+        pipeline.abort_packages()
+        message = str(failed.failed_message or "").strip().splitlines()
+        raise FatalError(
+            f"the load of what {fetched_by} fetched failed in a way no retry changes "
+            f"({failed.job_id}: {message[0] if message else type(failed).__name__}); it was set aside "
+            f"(load {failed.load_id}, aborted) so that later runs are not blocked: the next run fetches "
+            "those tasks again"
+        ) from exc
+
+
+GIVE_UP_AFTER_RUNS = 3  # runs in which a job failed the same transient way before it is set aside
+
+
+def _cannot_succeed(exc: BaseException) -> bool:
+    if isinstance(exc, LoadClientJobTerminalRetry | LoadClientJobFailed):
+        return True
+    return isinstance(exc, LoadClientJobRetry) and exc.retry_count >= GIVE_UP_AFTER_RUNS * exc.max_retry_count
 
 
 class Run:
@@ -173,6 +219,8 @@ class Run:
         options = self.options
         pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
         self.waiting(lambda: check_writable(pipeline, options), "opening it")
+        if claim_working_folder(options, pipeline):  # it worked for another destination: start afresh
+            pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
         task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
         if (note := skipped_steps_note(pipeline)) and not options.quiet:
             self.notify(note)
@@ -230,17 +278,18 @@ class Run:
         nothing is fetched yet: wait and start again. If it is busy at the load, the fetched
         part is a normalized package: wait for the file and load that package.
         """
-        try:
-            info = pipeline.run(source)
-        except Exception as exc:
-            if busy_reason(exc) is None:
-                raise
-            if pipeline.has_pending_data:
-                info = self.waiting(lambda: _load_pending(pipeline), "loading what this run fetched")
-            elif self.report.stats.sent == 0:
-                info = self.waiting(lambda: pipeline.run(source), "reading what it already holds")
-            else:
-                raise
+        with set_aside_when_terminal(pipeline, "this run"):
+            try:
+                info = pipeline.run(source)
+            except Exception as exc:
+                if busy_reason(exc) is None:
+                    raise
+                if pipeline.has_pending_data:
+                    info = self.waiting(lambda: _load_pending(pipeline), "loading what this run fetched")
+                elif self.report.stats.sent == 0:
+                    info = self.waiting(lambda: pipeline.run(source), "reading what it already holds")
+                else:
+                    raise
         self.result.load_ids += info.loads_ids
         _add_step_times(self.result.step_seconds, pipeline)
         with self.step("history and views"):

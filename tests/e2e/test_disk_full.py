@@ -42,21 +42,27 @@ needs_tmpfs = pytest.mark.skipif(
 def test_disk_full_during_the_load_is_one_line_and_the_next_run_is_exact(
     loader: Loader, world: World, tmp_path: Path
 ) -> None:
+    """The DuckDB file stays at its path (a pending load belongs to its file): a small tmpfs is
+    mounted over its folder, in a private mount namespace, for the failing run only."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    loader.duckdb = folder / "followers.duckdb"
     ids = world.task_ids()
     loader.run(ids)
     for task_id in ids[:20]:
         world.add_follower(task_id)
-    small = tmp_path / "small_disk"
-    small.mkdir()
+    saved = tmp_path / "saved"
+    saved.mkdir()
     size = loader.duckdb.stat().st_size + MARGIN_BYTES
-    args = ["run", "--duckdb", str(small / loader.duckdb.name), "--pipelines-dir", str(loader.pipelines_dir)]
+    args = ["run", "--duckdb", str(loader.duckdb), "--pipelines-dir", str(loader.pipelines_dir)]
     args += [arg for task_id in ids for arg in ("--task-id", task_id)]
     script = "\n".join(
         [
-            f"mount -t tmpfs -o size={size} tmpfs {small}",
-            f"cp {loader.duckdb} {small}/",
+            f"cp {loader.duckdb} {saved}/",
+            f"mount -t tmpfs -o size={size} tmpfs {folder}",
+            f"cp {saved}/{loader.duckdb.name} {folder}/",
             f"{shlex.join([sys.executable, '-m', 'feishu_followers.cli', *args])}; rc=$?",
-            f"cp {small}/{loader.duckdb.name}* {loader.duckdb.parent}/",  # back to the real disk
+            f"cp {folder}/{loader.duckdb.name}* {saved}/",  # out of the tmpfs, which goes with the namespace
             "exit $rc",
         ]
     )
@@ -66,6 +72,8 @@ def test_disk_full_during_the_load_is_one_line_and_the_next_run_is_exact(
     assert len(lines) == 1 and "Traceback" not in full.stderr, full.stderr
     assert lines[0].startswith("feishu-followers: error: the disk is full: ")
     assert "No space left on device" in lines[0]
+    for path in saved.iterdir():
+        shutil.copy(path, folder / path.name)
 
     result = loader.run(ids)  # space again: the next plain run
     assert result.completed_pending

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
 from feishu_followers.budget import MiB, parse_size, plan_memory
+from feishu_followers.errors import explain_failure
 from feishu_followers.options import RunOptions
 from feishu_tasks.errors import ConfigError
 
@@ -54,3 +56,13 @@ def test_a_budget_that_cannot_be_kept_is_one_line_naming_the_key(field: str, val
     with pytest.raises(ConfigError) as raised:
         _ = RunOptions(**{field: value}).memory
     assert named in str(raised.value)
+
+
+def test_duckdb_out_of_memory_names_the_options_that_give_it_more() -> None:
+    error = duckdb.OutOfMemoryException(
+        "Out of Memory Error: could not allocate block of size 256.0 KiB (244.1 MiB/244.1 MiB used)\n\n"
+        "Possible solutions:\n* Reducing the number of threads (SET threads=X)"
+    )
+    line = explain_failure(error)
+    assert line is not None and "\n" not in line
+    assert "--memory-budget" in line and "244.1 MiB/244.1 MiB used" in line
