@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,35 @@ def resources(batches: Iterator[list[TaskOutcome]]) -> list[Any]:
     ]
 
 
+SQL_KINDS = (  # what dlt's load and our post-load steps spend their time on, by statement
+    ("copy parquet into staging", "read_parquet("),
+    ("merge: delete replaced keys", "delete from"),
+    ("merge: insert from staging", "insert into"),
+    ("create or drop", "create "),
+    ("update", "update "),
+)
+
+
+def trace_sql(spent: dict[str, float]) -> None:
+    """Add the time of every statement dlt or we send to DuckDB to ``spent``, by kind."""
+    from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+
+    original = DuckDbSqlClient.execute_query
+
+    def kind_of(sql: str) -> str:
+        text = sql.lower()
+        return next((kind for kind, marker in SQL_KINDS if marker in text), "other (schema, state, loads)")
+
+    @contextmanager
+    def execute_query(self: Any, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        started = time.monotonic()
+        with original(self, query, *args, **kwargs) as cursor:
+            spent[kind_of(str(query))] = spent.get(kind_of(str(query)), 0.0) + time.monotonic() - started
+            yield cursor
+
+    DuckDbSqlClient.execute_query = execute_query  # type: ignore[method-assign]
+
+
 def load_all(pipeline: dlt.Pipeline, sampler: Sampler, args: argparse.Namespace) -> dict[str, float]:
     """Every part: extract, normalize, load, history and views; seconds per step."""
     seconds: dict[str, float] = {}
@@ -137,6 +167,31 @@ def plain_insert(db: Path, settings: dict[str, Any]) -> float:
     return time.monotonic() - started
 
 
+def merge_without_staging(pipeline: dlt.Pipeline, settings: dict[str, Any]) -> float:
+    """What dlt's staging costs: the newest load's files merged straight into the final tables.
+
+    Per table, in one transaction: delete the rows of the keys the file carries, insert its rows
+    (tombstones left out), reading the parquet file twice instead of copying it into a staging
+    table and reading that. The same semantics as dlt's delete-insert for our tables (each key's
+    rows come whole in one load), so the difference is what staging adds.
+    """
+    (load_id,) = sorted(pipeline.list_completed_load_packages())[-1:]
+    jobs = Path(pipeline.working_dir) / "load" / "loaded" / load_id / "completed_jobs"
+    database = pipeline.destination.config_params["credentials"].database
+    started = time.monotonic()
+    with duckdb.connect(database, config=settings) as con:
+        con.execute("begin")
+        for file in sorted(jobs.glob("*.parquet")):
+            table = file.name.split(".")[0]
+            key = "task_id"
+            source = f"read_parquet('{file}', hive_partitioning=false)"
+            con.execute(f"delete from d.{table} where {key} in (select {key} from {source})")
+            where = "where not _tombstone" if table != "task_fetch_status" else ""
+            con.execute(f"insert into d.{table} by name select * from {source} {where}")
+        con.execute("commit")
+    return time.monotonic() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -153,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="e.g. threads=1; repeatable",
     )
+    parser.add_argument("--trace-sql", action="store_true", help="time each kind of SQL statement")
     parser.add_argument("--once", action="store_true", help="no re-load of the same rows")
     parser.add_argument("--seed", type=int, default=1)
     global ARGS
@@ -175,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     sampler = Sampler()
     instrument_pools(sampler)
+    spent: dict[str, float] = {}
+    if args.trace_sql:
+        trace_sql(spent)
     rows = args.tasks * args.followers
     for label in ("first load", "re-load")[: 1 if args.once else 2]:
         sampler.samples.clear()
@@ -189,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"DuckDB {figures['duckdb_mb']:4.0f} MB (spilled {figures['spilled_mb']:.0f})"
                 )
         print(f"  normalize + load   {seconds['normalize'] + seconds['load']:6.2f} s", flush=True)
+        for kind, spent_seconds in sorted(spent.items(), key=lambda item: -item[1]):
+            print(f"    SQL {kind:34} {spent_seconds:6.2f} s")
+        spent.clear()
+    direct = merge_without_staging(pipeline, settings)
+    print(f"== the last load merged again without dlt's staging tables: {direct:.2f} s")
     plain = plain_insert(workdir / "plain.duckdb", settings)
     print(f"== plain insert of the same {rows:,} rows (create table as from Arrow): {plain:.2f} s")
     return 0

@@ -299,6 +299,10 @@ TASKLIST_FETCH_STATUS = Table(
     primary_key=("tasklist_guid",),
 )
 
+_KEY_BY_CONSTRUCTION = (
+    "On DuckDB the key is not declared (DuckDB would keep its index in memory, which does not "
+    "spill): it holds by construction, each load being applied once."
+)
 TASK_FOLLOWER_HISTORY = Table(
     "task_follower_history",
     "when each follow started and stopped being observed; the open intervals are exactly `task_followers`",
@@ -313,6 +317,7 @@ TASK_FOLLOWER_HISTORY = Table(
         _time("valid_to", "the observation time of the first run that saw it gone; null while current"),
     ),
     primary_key=("task_id", "follower_id", "user_id_type", "valid_from"),
+    extra=(_KEY_BY_CONSTRUCTION,),
 )
 TASK_FIRST_SEEN = Table(
     "task_first_seen",
@@ -321,6 +326,7 @@ TASK_FIRST_SEEN = Table(
     "derived",
     (TASK_ID, _time("first_ok_at", "the first successful fetch", nullable=False)),
     primary_key=("task_id",),
+    extra=(_KEY_BY_CONSTRUCTION,),
 )
 HISTORY_LOADS = Table(
     "_feishu_history_loads",
