@@ -12,6 +12,7 @@ import pytest
 
 from feishu_followers.run import run
 from feishu_simulator import World
+from feishu_tasks.errors import FatalError
 from feishu_tasks.tables import TASK_FIRST_SEEN, TASK_FOLLOWER_HISTORY
 
 from .conftest import DATASET, Loader, truth
@@ -109,4 +110,22 @@ def test_a_history_made_with_its_primary_key_is_rebuilt_without_it(loader: Loade
         f"and table_schema = '{DATASET}' and is_nullable = 'NO' order by column_name"
     )
     assert not_null == [("follower_id",), ("task_id",), ("user_id_type",), ("valid_from",)]
+    assert_open_intervals_match_current(loader)
+
+
+def test_a_run_that_runs_out_of_memory_says_what_recovers_it_and_the_next_run_is_exact(
+    loader: Loader, world: World
+) -> None:
+    """Whatever step hits the limit (here DuckDB gets 4MB), the run stops with one line naming
+    the option, keeps what it fetched, and the next run completes it: exact, history consistent."""
+    ids = world.task_ids()[:40]
+    loader.run(ids[:10])
+    starved = loader.options(ids, max_rps=0, max_rpm=0)
+    starved.duckdb_memory_limit = "4MB"
+    with pytest.raises(FatalError) as stopped:
+        run(starved)
+    assert "--memory-budget" in str(stopped.value) and "\n" not in str(stopped.value)
+
+    loader.run(ids)
+    assert loader.followers() == truth(world, ids)
     assert_open_intervals_match_current(loader)
