@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -169,17 +168,8 @@ def peaks(samples: list[Sample]) -> dict[str, dict[str, float]]:
 
 
 def tenant_ids(work: Path, tasks: int, followers_per_task: int | None) -> tuple[Path, int]:
-    """The tenant's ids file, made in a child process: the simulated world must not sit in this one."""
-    script = (
-        "import sys, json; sys.path.insert(0, 'bench'); import run_bench; from pathlib import Path; "
-        f"path, n = run_bench.task_ids_file(Path({str(work)!r}), {tasks}, {followers_per_task}); "
-        "print(json.dumps([str(path), n]))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=run_bench.REPO, capture_output=True, text=True, check=True
-    )
-    path, expected = json.loads(out.stdout.strip().splitlines()[-1])
-    return Path(path), int(expected)
+    """The tenant's ids file (made in a child process: the world must not sit in this one)."""
+    return run_bench.task_ids_file(work, tasks, followers_per_task)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,15 +83,25 @@ def sim_get(base_url: str, path: str, method: str = "GET") -> Any:
         return json.loads(answer.read() or b"null")
 
 
-def task_ids_file(workdir: Path, tasks: int, followers_per_task: int | None = None) -> tuple[Path, int]:
-    """The simulated tenant's task ids (the world is deterministic) and its follower total."""
-    from feishu_simulator import World
+def task_ids_file(
+    workdir: Path, tasks: int, followers_per_task: int | None = None, users: int | None = None
+) -> tuple[Path, int]:
+    """The simulated tenant's task ids (the world is deterministic) and its follower total.
 
-    world = World.generate(tasks=tasks, seed=SEED, followers_per_task=followers_per_task)
-    ids = world.task_ids()
-    path = workdir / f"ids-{tasks}-{followers_per_task}.txt"
-    path.write_text("\n".join(ids) + "\n")
-    return path, sum(len(world.followers(t)) for t in ids)
+    Made in a child process: a world of 100,000 tasks takes ~350 MB, and this process must stay
+    small. Python starts our runs with vfork, and a child's ``ru_maxrss`` counts the parent's
+    pages until it execs: a big parent would be reported as the child's peak.
+    """
+    path = workdir / f"ids-{tasks}-{followers_per_task}-{users}.txt"
+    script = (
+        "import sys; from feishu_simulator import World; "
+        f"w = World.generate(tasks={tasks}, seed={SEED}, followers_per_task={followers_per_task}"
+        f"{f', users={users}' if users else ''}); ids = w.task_ids(); "
+        f"open({str(path)!r}, 'w').write(chr(10).join(ids) + chr(10)); "
+        "print(sum(len(w.followers(t)) for t in ids))"
+    )
+    made = subprocess.run([PY, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    return path, int(made.stdout.strip().splitlines()[-1])
 
 
 def run_ours(

@@ -2,10 +2,10 @@
 
 Each case runs ``feishu-followers run`` as a user runs it, in its own process, against the
 simulator in another (as ``run_bench.py`` does), and reports the CLI process's peak RSS
-(``os.wait4``: ``ru_maxrss``, which counts the pages of shared libraries too) beside its peak
-anonymous memory (``RssAnon``, sampled every 0.25 s: what the process itself allocated), the
-wall time, and whether the tables are exact: ``task_followers`` holds every follow of the
-tenant once, and the history's open intervals are exactly ``task_followers``.
+(``os.wait4``: ``ru_maxrss``, and ``VmHWM`` sampled, which count the pages of shared libraries
+too) beside its peak anonymous memory (``RssAnon``, sampled every 0.25 s: what the process
+itself allocated), the wall time, and whether the tables are exact: ``task_followers`` holds
+every follow of the tenant once, and the history's open intervals are exactly ``task_followers``.
 
     python bench/scale.py --case tenant                 # 100,000 tasks, ~1.1M follows, DuckDB
     python bench/scale.py --case tenant --before /work/main   # the same with another checkout, side by side
@@ -53,7 +53,8 @@ class Run:
     code: str
     returncode: int
     seconds: float
-    max_rss_mb: float
+    max_rss_mb: float  # ru_maxrss from os.wait4
+    peak_rss_mb: float  # VmHWM, sampled: the same peak, as the kernel counts it after exec
     max_anon_mb: float
     rss_quartiles_mb: list[float]  # RSS at 25, 50, 75 and 100 % of the run's time (flatness)
     last_stderr: str
@@ -68,7 +69,7 @@ def _status(pid: int) -> dict[str, int]:
     return {
         line.split(":")[0]: int(line.split()[1]) // 1024
         for line in lines
-        if line.startswith(("VmRSS:", "RssAnon:"))
+        if line.startswith(("VmRSS:", "RssAnon:", "VmHWM:"))
     }
 
 
@@ -88,6 +89,7 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
             text=True,
         )
         samples: list[tuple[float, int, int]] = []
+        high_water = [0]
         done = threading.Event()
 
         def sample() -> None:
@@ -95,6 +97,7 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
                 status = _status(proc.pid)
                 if status:
                     samples.append((time.monotonic() - started, status["VmRSS"], status["RssAnon"]))
+                    high_water[0] = max(high_water[0], status["VmHWM"])
                 if kill_when is not None and kill_when(samples):
                     proc.send_signal(signal.SIGKILL)
                     return
@@ -116,6 +119,7 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
         os.waitstatus_to_exitcode(status),
         seconds,
         usage.ru_maxrss / 1024,
+        float(high_water[0]),
         float(max((anon for _, _, anon in samples), default=0)),
         quartiles,
         (stderr.strip().splitlines() or [""])[-1][:400],
@@ -175,18 +179,21 @@ def _checks(one: Any, expected: int) -> dict[str, Any]:
 class Tenant:
     tasks: int
     followers_per_task: int | None
+    users: int | None  # the simulator's default (500) unless a task needs more followers
     ids: Path
     expected: int
 
 
 def make_tenant(workdir: Path, tasks: int, followers_per_task: int | None = None) -> Tenant:
-    ids, expected = run_bench.task_ids_file(workdir, tasks, followers_per_task)
-    return Tenant(tasks, followers_per_task, ids, expected)
+    users = followers_per_task + 1_000 if followers_per_task and followers_per_task > 500 else None
+    ids, expected = run_bench.task_ids_file(workdir, tasks, followers_per_task, users)
+    return Tenant(tasks, followers_per_task, users, ids, expected)
 
 
 @contextmanager
 def simulator_for(tenant: Tenant) -> Iterator[str]:
     extra = ["--followers-per-task", str(tenant.followers_per_task)] if tenant.followers_per_task else []
+    extra += ["--users", str(tenant.users)] if tenant.users else []
     with run_bench.simulator(tenant.tasks, *extra) as url:
         yield url
 
