@@ -21,12 +21,6 @@ from typing import Any, TypeVar
 import dlt
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.extract import DltSource
-from dlt.load.exceptions import (
-    LoadClientJobException,
-    LoadClientJobFailed,
-    LoadClientJobRetry,
-    LoadClientJobTerminalRetry,
-)
 
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
@@ -44,13 +38,14 @@ from .destination import (
     query_task_ids,
     skipped_steps_note,
 )
-from .errors import causes, fatal_errors_as_one_line
+from .errors import fatal_errors_as_one_line
 from .history import apply_history
 from .housekeeping import prune_completed_packages
 from .lock import run_lock
 from .options import RunOptions
 from .ownership import claim_working_folder
 from .post_load import after_load
+from .set_aside import set_aside_when_terminal
 from .steps import StepCollector, dlt_log_collector
 from .waiting import busy_reason, wait_while_busy
 
@@ -143,46 +138,6 @@ def finish_pending(pipeline: dlt.Pipeline) -> bool:
     if builds_derived_relations(pipeline):
         apply_history(pipeline)
     return pending
-
-
-@contextmanager
-def set_aside_when_terminal(pipeline: dlt.Pipeline, fetched_by: str) -> Iterator[None]:
-    """A load job that cannot succeed never blocks later runs: its package is aborted.
-
-    dlt keeps a package whose job failed pending, and retries it on every later run, which fail
-    the same way for ever (a path DuckDB could not read, a damaged file: issue 21, item 2). A
-    job that failed terminally, or that failed the same way in ``GIVE_UP_AFTER_RUNS`` runs
-    (dlt retries some errors that no retry changes, such as Postgres's syntax error on a damaged
-    file), is set aside: the package is completed as aborted (``Pipeline.abort_packages``),
-    nothing of it reaches the history (it never completes), the pipeline's state goes back to
-    before it (a discover cursor does not move past tasks that were not loaded), and the run
-    stops with one line saying what failed. The next run starts clean and fetches those tasks
-    again. A failure that may pass (a full disk, a busy file, memory) stays pending for the next
-    run to complete, as before.
-    """
-    try:
-        yield
-    except Exception as exc:
-        failed = next((cause for cause in causes(exc) if _cannot_succeed(cause)), None)
-        if not isinstance(failed, LoadClientJobException):
-            raise
-        pipeline.abort_packages()
-        message = str(failed.failed_message or "").strip().splitlines()
-        raise FatalError(
-            f"the load of what {fetched_by} fetched failed in a way no retry changes "
-            f"({failed.job_id}: {message[0] if message else type(failed).__name__}); it was set aside "
-            f"(load {failed.load_id}, aborted) so that later runs are not blocked: the next run fetches "
-            "those tasks again"
-        ) from exc
-
-
-GIVE_UP_AFTER_RUNS = 3  # runs in which a job failed the same transient way before it is set aside
-
-
-def _cannot_succeed(exc: BaseException) -> bool:
-    if isinstance(exc, LoadClientJobTerminalRetry | LoadClientJobFailed):
-        return True
-    return isinstance(exc, LoadClientJobRetry) and exc.retry_count >= GIVE_UP_AFTER_RUNS * exc.max_retry_count
 
 
 class Run:

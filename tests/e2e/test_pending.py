@@ -15,7 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from feishu_followers.run import GIVE_UP_AFTER_RUNS, make_pipeline, run
+from feishu_followers.run import make_pipeline, run
+from feishu_followers.set_aside import GIVE_UP_AFTER_RUNS
 from feishu_simulator import World
 from feishu_tasks.errors import FatalError
 
