@@ -128,12 +128,18 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
 
 # ---------------------------------------------------------------------------- what the tables hold
 def duckdb_checks(path: Path, expected: int) -> dict[str, Any]:
-    import duckdb
-
+    """Read in a child process: DuckDB's memory must not grow this one (see run_bench.task_ids_file)."""
     if not path.exists():
         return {"loaded": False}
-    with duckdb.connect(str(path), read_only=True) as con:
-        return _checks(lambda sql: con.execute(sql).fetchall()[0][0], expected)
+    script = (
+        "import json, sys, duckdb; sys.path.insert(0, 'bench'); import scale; "
+        f"con = duckdb.connect({str(path)!r}, read_only=True); "
+        f"print(json.dumps(scale._checks(lambda sql: con.execute(sql).fetchall()[0][0], {expected})))"
+    )
+    read = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    if read.returncode:
+        return {"loaded": False, "error": read.stderr.strip().splitlines()[-1][:200]}
+    return dict(json.loads(read.stdout.strip().splitlines()[-1]))
 
 
 def postgres_checks(url: str, expected: int) -> dict[str, Any]:
