@@ -38,6 +38,22 @@ from typing import Literal
 Api = Literal["v1", "v2"]
 TenantStatus = Literal["installed", "active", "stopped", "uninstalled"]
 
+# The event types a change carries are v2's names (``task.task.update_user_access_v2``'s
+# ``event_types``); v1's ``task.task.updated_v1`` ``obj_type`` maps onto them, and v1's tenant-wide
+# ``task.task.update_tenant_v1`` (whose ``object_type`` values are undocumented) is ``task_update``.
+V1_OBJ_TYPES = {
+    1: "task_summary_update",  # details
+    2: "task_assignees_update",  # collaborators
+    3: "task_followers_update",
+    4: "task_reminders_update",
+    5: "task_completed_update",  # completed
+    6: "task_completed_update",  # uncompleted
+    7: "task_deleted",
+}
+V1_TENANT_UPDATE = "task_update"
+# The types whose event time dates a follower change: the history starts and ends intervals then.
+FOLLOWER_EVENT_TYPES = frozenset({"task_followers_update", "task_create", "task_deleted"})
+
 # Feishu pushes an unanswered event again after ~15 s, 5 min, 1 h and 6 h: remember ids longer.
 SEEN_RETENTION_MS = 48 * 3600 * 1000
 JOURNAL_SUFFIX = ".journal.sqlite"
