@@ -69,7 +69,8 @@ _SCHEMA = (
         event_types text not null,
         event_time_ms integer,
         deleted integer not null,
-        received_at_ms integer not null)""",
+        received_at_ms integer not null,
+        attempts integer not null default 0)""",
     "create table if not exists seen_events (event_id text primary key, received_at_ms integer not null)",
     "create table if not exists consumers (name text primary key, position integer not null, "
     "updated_at_ms integer not null)",
@@ -92,6 +93,7 @@ class TaskChange:
     event_time_ms: int | None = None
     deleted: bool = False
     tenant_key: str = ""
+    attempts: int = 0  # loads that read it and could not finish it (requeued)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,36 @@ class JournalChange:
 
     position: int
     change: TaskChange
+
+
+def latest_per_task(changes: Iterable[JournalChange]) -> dict[str, TaskChange]:
+    """One change per task (in the order tasks were first marked) that says all its events said:
+    every event type, deleted if any said so, the latest time of an event that dates a follower
+    change, and the most attempts."""
+    merged: dict[str, TaskChange] = {}
+    for entry in changes:
+        change = entry.change
+        before = merged.get(change.task_id)
+        if before is None:
+            merged[change.task_id] = change
+            continue
+        times = [
+            c.event_time_ms for c in (before, change) if c.event_time_ms is not None and _dates_followers(c)
+        ]
+        merged[change.task_id] = TaskChange(
+            change.task_id,
+            change.api,
+            tuple(dict.fromkeys((*before.event_types, *change.event_types))),
+            max(times) if times else change.event_time_ms,
+            before.deleted or change.deleted,
+            change.tenant_key,
+            max(before.attempts, change.attempts),
+        )
+    return merged
+
+
+def _dates_followers(change: TaskChange) -> bool:
+    return change.event_time_ms is not None and bool(FOLLOWER_EVENT_TYPES.intersection(change.event_types))
 
 
 class JournalError(Exception):
@@ -256,16 +288,25 @@ class Journal:
                     )
 
     def requeue(self, changes: Iterable[TaskChange], reason: str) -> int:
-        """Mark tasks again (a load that could not read them this time); they get new positions."""
+        """Mark tasks again (a load that could not finish them); new positions, one more attempt each."""
         now = _now_ms()
         rows = [
-            (f"{reason}:{now}:{n}", c.tenant_key, c.api, c.task_id, ",".join(c.event_types), c.event_time_ms)
+            (
+                f"{reason}:{now}:{n}",
+                c.tenant_key,
+                c.api,
+                c.task_id,
+                ",".join(c.event_types),
+                c.event_time_ms,
+                int(c.deleted),
+                c.attempts + 1,
+            )
             for n, c in enumerate(changes)
         ]
         with self._transaction() as db:
             db.executemany(
                 "insert into changes (event_id, tenant_key, api, task_id, event_types, event_time_ms, "
-                f"deleted, received_at_ms) values (?, ?, ?, ?, ?, ?, 0, {now})",
+                f"deleted, attempts, received_at_ms) values (?, ?, ?, ?, ?, ?, ?, ?, {now})",
                 rows,
             )
         return len(rows)
@@ -289,7 +330,7 @@ class Journal:
     def changes_after(self, position: int, tenant_key: str | None = None) -> list[JournalChange]:
         """Every recorded change past ``position``, oldest first (of one tenant, if given)."""
         sql = (
-            "select position, tenant_key, api, task_id, event_types, event_time_ms, deleted "
+            "select position, tenant_key, api, task_id, event_types, event_time_ms, deleted, attempts "
             "from changes where position > ?"
         )
         args: tuple[object, ...] = (position,)
@@ -307,9 +348,10 @@ class Journal:
                     None if when is None else int(when),
                     bool(deleted),
                     str(tenant),
+                    int(attempts),
                 ),
             )
-            for pos, tenant, api, task_id, types, when, deleted in rows
+            for pos, tenant, api, task_id, types, when, deleted, attempts in rows
         ]
 
     def pending(self, position: int, tenant_key: str | None = None) -> int:

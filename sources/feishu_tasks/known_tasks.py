@@ -21,13 +21,13 @@ import dlt
 from dlt.common.destination.exceptions import DestinationUndefinedEntity, SqlClientNotAvailable
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from .settings import FOLLOWERS_PAGE_SIZE, STATUS_INVALID
+from .settings import FOLLOWERS_PAGE_SIZE, NEVER_DUE
 
 STATUS_TABLE = "task_fetch_status"
-# The last time a task was seen whole, or else last tried. Malformed and unknown ids are never
-# due again: fetching them cannot succeed.
+# The last time a task was seen whole, or else last tried. Malformed, unknown and deleted tasks
+# are never due again: fetching them cannot change anything.
 LAST_SEEN = "coalesce(last_ok_at, fetched_at)"
-SWEEPABLE = f"status <> '{STATUS_INVALID}'"
+SWEEPABLE = "status not in (" + ", ".join(f"'{status}'" for status in NEVER_DUE) + ")"
 
 log = logging.getLogger("feishu_tasks")
 
