@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,8 +12,8 @@ import pytest
 from feishu_simulator import DOCUMENTED_LIMITS, Faults, Simulator, World
 from feishu_simulator.options import add_simulator_arguments, faults_from_args
 
-APP_ID, APP_SECRET, USER_TOKEN = "cli_test_v2", "test-secret", "u-testuser"
-TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
+from .conftest import APP_ID, APP_SECRET, USER_TOKEN, assert_error, auth, get_token
+
 V1 = "/open-apis/task/v1/tasks"
 TASKLISTS = "/open-apis/task/v2/tasklists"
 TASKS = "/open-apis/task/v2/tasks"
@@ -25,43 +24,6 @@ DIGITS = re.compile(r"^[0-9]+$")
 @pytest.fixture(scope="module")
 def world() -> World:
     return World.generate(tasks=200, seed=7, users=500, forbidden=3, v2_only=0.05)
-
-
-@pytest.fixture(scope="module")
-def server(world: World) -> Iterator[Simulator]:
-    with Simulator(world, app_id=APP_ID, app_secret=APP_SECRET, user_tokens={USER_TOKEN}) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(server: Simulator) -> Simulator:
-    """The shared server with faults, tokens, quota and stats back to a clean state."""
-    server.faults = Faults()
-    server.expire_tokens()
-    server.reset_quota()
-    server.reset_stats()
-    return server
-
-
-@pytest.fixture
-def client(sim: Simulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sim.base_url, timeout=5) as c:
-        yield c
-
-
-@pytest.fixture
-def token(client: httpx.Client) -> str:
-    return get_token(client)
-
-
-def get_token(client: httpx.Client) -> str:
-    r = client.post(TOKEN_PATH, json={"app_id": APP_ID, "app_secret": APP_SECRET})
-    assert r.json()["code"] == 0, r.text
-    return str(r.json()["tenant_access_token"])
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def list_tasks_url(guid: str) -> str:
@@ -90,13 +52,6 @@ def all_pages(client: httpx.Client, url: str, token: str, **params: Any) -> list
         assert data["items"] and data["page_token"] != page_token
         page_token = data["page_token"]
     raise AssertionError("pagination did not end")
-
-
-def assert_error(r: httpx.Response, status: int, code: int) -> dict[str, Any]:
-    body = r.json()
-    assert (r.status_code, body["code"]) == (status, code), r.text
-    assert body["error"]["log_id"] == r.headers["X-Tt-Logid"] and "data" not in body
-    return body
 
 
 def big_list(world: World) -> str:
