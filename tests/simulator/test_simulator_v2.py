@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from feishu_simulator import DOCUMENTED_LIMITS, Faults, Simulator, World
+from feishu_simulator import DOCUMENTED_LIMITS, Faults, Simulator, TaskNotFound, World
 from feishu_simulator.options import add_simulator_arguments, faults_from_args
 
 from .conftest import APP_ID, APP_SECRET, USER_TOKEN, assert_error, auth, get_token
@@ -412,6 +412,35 @@ def test_tasklist_mutations() -> None:
         assert new not in listed() and new not in world.tasklists_of(second)
         added = world.add_task(followers=2)
         assert get(c, f"{TASKS}/{added}", token)["task"]["tasklists"] == []
+
+
+def test_deleted_task_is_unknown_to_v1_and_v2_and_leaves_its_lists() -> None:
+    world = World.generate(tasks=30, seed=5)
+    with (
+        Simulator(world, app_id=APP_ID, app_secret=APP_SECRET) as own,
+        httpx.Client(base_url=own.base_url, timeout=5) as c,
+    ):
+        token = get_token(c)
+        readable = set(world.find_tasklists(app_member=True, forbidden=False))
+        doomed = next(t for t in world.task_ids() if len(set(world.tasklists_of(t)) & readable) >= 2)
+        its_lists = [g for g in world.tasklists_of(doomed) if g in readable]
+        kept = next(
+            t for t in world.task_ids() if t != doomed and set(world.tasklists_of(t)) & set(its_lists)
+        )
+        before = {g: [i["guid"] for i in all_pages(c, list_tasks_url(g), token)] for g in its_lists}
+        assert all(doomed in tasks for tasks in before.values())
+
+        world.delete_task(doomed)
+        for url in (f"{V1}/{doomed}", f"{V1}/{doomed}/followers"):
+            assert assert_error(c.get(url, headers=auth(token)), 400, 1470602)["msg"] == "task not found"
+        assert_error(c.get(f"{TASKS}/{doomed}", headers=auth(token)), 404, 1470404)
+        for guid, tasks in before.items():
+            after = [i["guid"] for i in all_pages(c, list_tasks_url(guid), token)]
+            assert after == [t for t in tasks if t != doomed] == world.tasklist_tasks(guid)
+        assert doomed not in {t["id"] for t in all_v1_tasks(c, token)} and doomed not in world.task_ids()
+        assert get(c, f"{TASKS}/{kept}", token)["task"]["guid"] == kept  # the others stay
+        with pytest.raises(TaskNotFound):
+            world.delete_task(doomed)
 
 
 # ---------------------------------------------------------------------- faults, quotas, stats
