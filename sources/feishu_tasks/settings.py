@@ -59,7 +59,7 @@ TOKEN_REFRESHABLE_CODES = frozenset(
 TOKEN_ERROR_CODES = TOKEN_REFRESHABLE_CODES | {CODE_USER_TOKEN_INVALID, CODE_USER_TOKEN_EXPIRED}
 TRANSIENT_CODES = frozenset({CODE_INTERNAL_ERROR})
 
-# Task v2 codes (docs/feishu-api.md, "Task v2"; the simulator's v2.py cites the pages).
+# Task v2 codes (docs/feishu-api.md, "Task v2"; the simulator's api/v2.py cites the pages).
 CODE_V2_BAD_PARAM = 1470400
 CODE_V2_NO_PERMISSION = 1470403
 CODE_V2_NOT_FOUND = 1470404

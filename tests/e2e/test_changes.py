@@ -112,3 +112,35 @@ def test_a_v2_change_is_read_through_v2(loader: Loader, world: World, tmp_path: 
     changed_run(loader, journal)
     assert loader.query(f"select api from {DATASET}.task_fetch_status where task_id = %s", task) == [("v2",)]
     assert app in loader.followers()[task]  # only v2 shows app followers
+
+
+@on_every_destination
+def test_a_deleted_task_leaves_the_tables_and_its_intervals_close_at_the_event(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    task = next(t for t in world.task_ids() if len(world.followers(t)) >= 2)
+    loader.run([task])
+    world.delete_task(task)
+    deleted_at = datetime.now(UTC).replace(microsecond=0)
+    journal = tmp_path / "journal.sqlite"
+    event = TaskChange(task, "v2", ("task_deleted",), int(deleted_at.timestamp() * 1000), deleted=True)
+    mark(journal, event)
+    changed_run(loader, journal)
+    assert task not in loader.followers()
+    assert loader.statuses()[task] == "deleted"
+    closed = loader.query(
+        f"select distinct valid_to from {DATASET}.task_follower_history where task_id = %s", task
+    )
+    assert closed == [(deleted_at,)]
+
+
+def test_a_deletion_the_api_does_not_confirm_is_not_believed(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    """Events arrive out of order and late: the task is read, and what the API says stands."""
+    task = world.task_ids()[9]
+    journal = tmp_path / "journal.sqlite"
+    mark(journal, TaskChange(task, "v1", ("task_deleted",), None, deleted=True))
+    changed_run(loader, journal)
+    assert loader.statuses()[task] == "ok"
+    assert loader.followers().get(task, set()) == set(world.followers(task))
