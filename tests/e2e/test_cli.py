@@ -58,7 +58,7 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
     assert loaded == set(ids[:20])
     dlt_command = Path(sys.executable).parent / "dlt"  # dlt's console script, beside this Python
     shown = subprocess.run(
-        [str(dlt_command), "pipeline", "--pipelines-dir", str(tmp_path / "p"), "feishu_tasks", "info"],
+        [str(dlt_command), "pipeline", "--pipelines-dir", str(tmp_path / "p"), "feishu_followers", "info"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -66,7 +66,7 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
     )
     assert shown.returncode == 0, shown.stderr
     tables = ("task_followers", "task_followers__id_list", "task_fetch_status")
-    assert "feishu_tasks" in shown.stdout and all(table in shown.stdout for table in tables), shown.stdout
+    assert "feishu_followers" in shown.stdout and all(table in shown.stdout for table in tables), shown.stdout
 
 
 @on_every_destination
