@@ -196,7 +196,7 @@ class TenantToken(CachedToken):
         if isinstance(verdict, CredentialsRefused):
             raise CredentialsError(
                 f"Feishu refused the app credentials for app_id {self.app_id!r} "
-                f"(code {verdict.code}: {verdict.msg}); check SOURCES__FEISHU_TASKS__APP_ID "
-                "and SOURCES__FEISHU_TASKS__APP_SECRET"
+                f"(code {verdict.code}: {verdict.msg}); check SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID "
+                "and SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET"
             )
         return verdict

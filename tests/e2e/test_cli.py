@@ -199,7 +199,8 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("feishu-followers: error: ")
     expected = {
-        "bad_credentials": APP_ID,
+        "bad_credentials": "); check SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET",
         "wrong_token_type": "neither a user nor a tenant token",
         "bad_user_token": "user access token",
         "no_ids": "no task ids given",

@@ -79,3 +79,16 @@ def test_a_run_that_cannot_start_creates_nothing(
     assert not dlt_data.exists()  # no pipelines folder, no lock in it
     assert sim.stats.as_dict()["business_requests"] == 0
     assert sim.tokens.issued_tokens() == []  # not even the token: nothing retried a bad URL
+
+
+def test_the_shorter_credential_keys_still_work(sim: Simulator, world: World, tmp_path: Path) -> None:
+    """``SOURCES__FEISHU_TASKS__APP_ID`` / ``…__APP_SECRET``, documented before the credentials spec."""
+    env = {
+        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET,
+        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
+    }
+    args = ["run", "--duckdb", str(tmp_path / "f.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+    done = cli([*args, "--task-id", world.task_ids()[0], "--quiet"], tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "loaded 1 task(s) (ok 1," in done.stdout
