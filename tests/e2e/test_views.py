@@ -145,9 +145,7 @@ def test_views_are_rebuilt_only_when_their_sql_changes(loader: Loader, world: Wo
 def test_task_fields_come_from_the_task_lists_without_discover(loader: Loader, world: World) -> None:
     """--all-tasklists, the recommended mode, loads no `tasks`: summaries come from `tasklist_tasks`."""
     loader.run(all_tasklists=True, followers_api="auto")
-    rows = loader.query(
-        f"select task_id, summary, complete_time, due_time from {DATASET}.followers_per_task"
-    )
+    rows = loader.query(f"select task_id, summary, complete_time, due_time from {DATASET}.followers_per_task")
     assert rows and not loader.query(
         "select 1 from information_schema.tables where table_schema = %s and table_name = 'tasks'", DATASET
     )

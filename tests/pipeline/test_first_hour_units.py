@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from dlt.common.configuration.exceptions import ConfigFieldMissingException, LookupTrace
 from dlt.common.configuration.specs import ConnectionStringCredentials
@@ -11,6 +14,8 @@ from feishu_followers.cli import build_parser, parse_arguments
 from feishu_followers.errors import explain_failure, install_command, missing_config_line
 from feishu_followers.preflight import check_base_url
 from feishu_tasks.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def raised_as_dlt_does(kind: str, module: str) -> MissingDependencyException:
@@ -165,3 +170,16 @@ def test_run_help_says_where_credentials_go_and_every_demo_option_is_described(
     for command in ("run", "demo"):
         for action in subcommands[command]._actions:
             assert action.help, (command, action.option_strings)
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+def test_the_readme_shows_the_example_pipeline_as_it_is() -> None:
+    """The README's dlt snippet is the example file's code, line for line, in order."""
+    readme = (REPO / "README.md").read_text()
+    snippet = next(block for block in python_blocks(readme) if "def load_followers" in block)
+    example = iter((REPO / "pipelines" / "feishu_tasks_pipeline.py").read_text().splitlines())
+    for line in filter(None, snippet.splitlines()):
+        assert any(line == candidate for candidate in example), f"not in the example, or not in order: {line}"
