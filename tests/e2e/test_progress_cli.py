@@ -157,7 +157,7 @@ def test_terminal_shows_one_live_display_then_the_steps_and_no_noise(
         "✓ load",
         "✓ history and views",
     ]
-    assert screen[6].startswith("feishu-followers: loaded into ")
+    assert screen[6].startswith("feishu-followers: this run loaded into ")
     assert f"  tasks: {TOTAL} (ok {TASKS}, invalid_task 1, no_permission 0, failed 0)" in screen
     assert screen[-2:] == [
         "  paced at 50 req/s: Feishu's 50/s quota; see --max-rps",
