@@ -1,9 +1,9 @@
 """The CLI's pipeline under its former name: its working folder becomes the current one's, once.
 
-Until 0.1 the CLI named its dlt pipeline ``feishu_tasks`` while the example pipeline and the
-Dagster and Airflow recipes named theirs ``feishu_followers``: a user moving from cron to a
-scheduler got a second pipeline state without noticing. The CLI now uses ``feishu_followers``
-too. An existing ``feishu_tasks`` working folder (its state with the discover cursor, its
+Earlier versions of the CLI named its dlt pipeline ``feishu_tasks`` while the example pipeline
+and the Dagster and Airflow recipes named theirs ``feishu_followers``: a user moving from cron
+to a scheduler got a second pipeline state without noticing. The CLI now uses
+``feishu_followers`` too. An existing ``feishu_tasks`` working folder (its state with the discover cursor, its
 pending load packages) is renamed under the run's lock, before dlt opens it, with one note.
 
 dlt keys a pipeline on its name in more than the folder: ``state.json`` holds it (dlt sets the
