@@ -70,7 +70,7 @@ class UserToken:
     def rejection_message(self, code: int | None, msg: str) -> str:
         return (
             f"Feishu rejected the user access token (code {code}: {msg}); supply a fresh one "
-            "in SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN or use app_id/app_secret instead"
+            "in SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN or use app_id/app_secret instead"
         )
 
 

@@ -202,7 +202,7 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
         "bad_credentials": "); check SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
         "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET",
         "wrong_token_type": "neither a user nor a tenant token",
-        "bad_user_token": "user access token",
+        "bad_user_token": "supply a fresh one in SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN",
         "no_ids": "no task ids given",
         "unwritable": "cannot write the DuckDB file",
         "not_json": "without a JSON body",
