@@ -153,15 +153,16 @@ def test_a_signal_while_waiting_for_the_file_ends_the_wait(
     reader = duckdb.connect(str(loader.duckdb), read_only=True)
     try:
         proc = start_cli(loader, [*run_args(loader, ids), "--lock-timeout", "10m"], tmp_path)
-        time.sleep(3)  # started and waiting for the file
+        assert proc.stderr is not None
+        waiting = proc.stderr.readline()  # started, and says it waits for the file
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         _, stderr = proc.communicate(timeout=30)
     finally:
         reader.close()
     assert time.monotonic() - sent < 3
-    assert proc.returncode == 143, stderr
-    waiting, stopped = stderr.strip().splitlines()
+    assert proc.returncode == 143, waiting + stderr
+    (stopped,) = stderr.strip().splitlines()
     assert waiting.startswith("feishu-followers: waiting up to 600 s for the DuckDB file")
     assert stopped.startswith("feishu-followers: stopped by SIGTERM: ") and "a stop was requested" in stopped
 
