@@ -89,10 +89,10 @@ def _tasklists_line(stats: FetchStats) -> list[str]:
 
 
 def format_summary(result: RunResult) -> str:
-    """Tasks by outcome, followers, requests and time, in a few greppable lines."""
+    """Tasks by outcome, followers, requests and time, in a few greppable lines: this run's figures."""
     stats = result.stats
     lines = [
-        f"feishu-followers: loaded into {describe(result.options)} "
+        f"feishu-followers: this run loaded into {describe(result.options)} "
         f"(dataset {result.options.dataset}) in {result.elapsed_seconds:.1f} s",
         *_tasklists_line(stats),
         f"  tasks: {sum(stats.tasks_by_status.values())} ({_by_status(stats)})",

@@ -10,7 +10,7 @@ Example::
     import dlt
     from feishu_tasks import feishu_tasks
 
-    pipeline = dlt.pipeline("feishu_tasks", destination="duckdb", dataset_name="feishu_tasks")
+    pipeline = dlt.pipeline("feishu_followers", destination="duckdb", dataset_name="feishu_tasks")
     pipeline.run(feishu_tasks(task_ids=["0d38e26e-190a-49e9-93a2-35067763ed1f"]))
 """
 

@@ -70,7 +70,7 @@ class UserToken:
     def rejection_message(self, code: int | None, msg: str) -> str:
         return (
             f"Feishu rejected the user access token (code {code}: {msg}); supply a fresh one "
-            "in SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN or use app_id/app_secret instead"
+            "in SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN or use app_id/app_secret instead"
         )
 
 
@@ -196,7 +196,7 @@ class TenantToken(CachedToken):
         if isinstance(verdict, CredentialsRefused):
             raise CredentialsError(
                 f"Feishu refused the app credentials for app_id {self.app_id!r} "
-                f"(code {verdict.code}: {verdict.msg}); check SOURCES__FEISHU_TASKS__APP_ID "
-                "and SOURCES__FEISHU_TASKS__APP_SECRET"
+                f"(code {verdict.code}: {verdict.msg}); check SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID "
+                "and SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET"
             )
         return verdict

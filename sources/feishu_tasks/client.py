@@ -290,8 +290,10 @@ async def open_client(
                 tokens = UserToken(settings.user_access_token)
             else:
                 raise FatalError(
-                    "no credentials: set SOURCES__FEISHU_TASKS__APP_ID and SOURCES__FEISHU_TASKS__APP_SECRET "
-                    "(or SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN), or put them in .dlt/secrets.toml"
+                    "no credentials: set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
+                    "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET (or "
+                    "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN), or app_id and app_secret "
+                    "under [sources.feishu_tasks.credentials] in .dlt/secrets.toml"
                 )
             pacing = Pacing(settings.max_rps, settings.max_rpm, settings.endpoint_limits)
             yield FeishuClient(

@@ -157,8 +157,8 @@ def loader(
 def sim_env(sim: Simulator, secret: str = APP_SECRET, **extra: str) -> dict[str, str]:
     """The env vars a CLI run against the simulator needs: the app's credentials and the base URL."""
     return {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": secret,
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET": secret,
         "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
         **extra,
     }

@@ -66,14 +66,23 @@ def test_a_failing_task_keeps_its_rows_and_last_success(loader: Loader, world: W
 @pytest.mark.parametrize("token_http_status", [400, 200])
 def test_token_expiry_in_the_middle_of_a_run(loader: Loader, world: World, token_http_status: int) -> None:
     ids = world.task_ids()
-    loader.sim.faults.latency_ms = 100  # ~47 requests, 2 at a time: fetching takes ~2.4 s
+    loader.sim.faults.latency_ms = 100  # ~47 requests, 2 at a time
     loader.sim.faults.token_error_http_status = token_http_status
-    expirer = threading.Timer(0.8, loader.sim.expire_tokens)
+    expired_after: list[int] = []
+
+    def expire_mid_run() -> None:
+        """Once the run has made a few requests with its token (whenever that is), expire it."""
+        deadline = time.monotonic() + 120
+        while (sent := loader.sim.stats.as_dict()["business_requests"]) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        loader.sim.expire_tokens()
+        expired_after.append(sent)
+
+    expirer = threading.Thread(target=expire_mid_run)
     expirer.start()
-    started = time.monotonic()
     result = loader.run(ids, concurrency=2)
     expirer.join()
-    assert time.monotonic() - started > 0.8, "the run must outlive the token"
+    assert expired_after and expired_after[0] < result.stats.requests, "the run must outlive the token"
     assert loader.followers() == truth(world, ids)
     assert result.stats.token_refreshes >= 1
     assert loader.sim.stats.as_dict()["token_requests"] >= 2

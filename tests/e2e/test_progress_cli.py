@@ -19,7 +19,7 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -77,8 +77,17 @@ def run_args(tmp_path: Path, *extra: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- a terminal
-def in_pty(command: list[str], env: dict[str, str], cwd: Path, columns: int = 120) -> tuple[int, str]:
-    """Run ``command`` with a pseudo-terminal as stdin, stdout and stderr; all it wrote."""
+def in_pty(
+    command: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    columns: int = 120,
+    on_output: Callable[[bytes], None] = lambda written: None,
+) -> tuple[int, str]:
+    """Run ``command`` with a pseudo-terminal as stdin, stdout and stderr; all it wrote.
+
+    ``on_output`` sees all that was written so far, after each read: a test acts on what it shows.
+    """
     parent, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
@@ -96,6 +105,7 @@ def in_pty(command: list[str], env: dict[str, str], cwd: Path, columns: int = 12
             if not chunk:
                 break
             written += chunk
+            on_output(written)
         elif proc.poll() is not None:
             break
     os.close(parent)
@@ -134,9 +144,16 @@ def test_terminal_shows_one_live_display_then_the_steps_and_no_noise(
 ) -> None:
     duckdb.connect(str(tmp_path / "f.duckdb")).close()
     reader = duckdb.connect(str(tmp_path / "f.duckdb"), read_only=True)  # the run waits for it
-    threading.Timer(1.5, reader.close).start()
+
+    def close_once_waiting(written: bytes) -> None:  # the notebook is closed once the run says it waits
+        if b"waiting up to" in written:
+            reader.close()
+
     args = run_args(tmp_path, "--max-rps", "50", "--task-id", "not-a-task")
-    code, written = in_pty([*WITHOUT_PSUTIL, *args], env_for(sim), tmp_path)
+    try:
+        code, written = in_pty([*WITHOUT_PSUTIL, *args], env_for(sim), tmp_path, on_output=close_once_waiting)
+    finally:
+        reader.close()
     assert code == 0, written
     screen, ups = screen_of(written)
     assert ups > 10, written  # redrawn in place, many times
@@ -157,7 +174,7 @@ def test_terminal_shows_one_live_display_then_the_steps_and_no_noise(
         "✓ load",
         "✓ history and views",
     ]
-    assert screen[6].startswith("feishu-followers: loaded into ")
+    assert screen[6].startswith("feishu-followers: this run loaded into ")
     assert f"  tasks: {TOTAL} (ok {TASKS}, invalid_task 1, no_permission 0, failed 0)" in screen
     assert screen[-2:] == [
         "  paced at 50 req/s: Feishu's 50/s quota; see --max-rps",

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from feishu_followers.options import PIPELINE_NAME
 from feishu_simulator import World
 
 from .conftest import DATASET, Loader, cli, sim_env, truth
@@ -59,10 +59,15 @@ def test_a_reader_is_waited_for_then_the_run_loads(loader: Loader, world: World,
     ids = world.task_ids()
     loader.run(ids[:5])
     reader = duckdb.connect(str(loader.duckdb), read_only=True)  # an analyst's notebook
-    threading.Timer(2.0, reader.close).start()
-    done = cli([*run_args(loader, ids), "--quiet", "--lock-timeout", "60s"], tmp_path, env_for(loader))
-    assert done.returncode == 0, done.stderr
-    line = assert_one_line(done.stderr)
+    proc = start_cli(loader, [*run_args(loader, ids), "--quiet", "--lock-timeout", "60s"], tmp_path)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # the run says it waits: the notebook is closed then
+    finally:
+        reader.close()
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 0, line + rest
+    line = assert_one_line(line + rest)
     assert "waiting up to 60 s for the DuckDB file" in line and f"held by PID {os.getpid()}" in line
     assert loader.followers() == truth(world, ids)
 
@@ -148,15 +153,16 @@ def test_a_signal_while_waiting_for_the_file_ends_the_wait(
     reader = duckdb.connect(str(loader.duckdb), read_only=True)
     try:
         proc = start_cli(loader, [*run_args(loader, ids), "--lock-timeout", "10m"], tmp_path)
-        time.sleep(3)  # started and waiting for the file
+        assert proc.stderr is not None
+        waiting = proc.stderr.readline()  # started, and says it waits for the file
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         _, stderr = proc.communicate(timeout=30)
     finally:
         reader.close()
     assert time.monotonic() - sent < 3
-    assert proc.returncode == 143, stderr
-    waiting, stopped = stderr.strip().splitlines()
+    assert proc.returncode == 143, waiting + stderr
+    (stopped,) = stderr.strip().splitlines()
     assert waiting.startswith("feishu-followers: waiting up to 600 s for the DuckDB file")
     assert stopped.startswith("feishu-followers: stopped by SIGTERM: ") and "a stop was requested" in stopped
 
@@ -172,7 +178,7 @@ def test_the_working_folder_stays_bounded(loader: Loader, world: World) -> None:
     for _ in range(6):
         loader.run(ids)
         sizes.append(folder_size())
-    loaded = loader.pipelines_dir / "feishu_tasks" / "load" / "loaded"
+    loaded = loader.pipelines_dir / PIPELINE_NAME / "load" / "loaded"
     assert len(list(loaded.iterdir())) == 1
     assert sizes[-1] <= sizes[1] * 1.1, sizes
 
@@ -246,7 +252,7 @@ def test_a_damaged_dlt_working_folder_is_one_line_and_moving_it_away_recovers(
 ) -> None:
     ids = world.task_ids()
     loader.run(ids)
-    folder = loader.pipelines_dir / "feishu_tasks"
+    folder = loader.pipelines_dir / PIPELINE_NAME
     (folder / damaged).write_text("{")  # a crash mid-write, a full disk, a careless edit
     done = cli(run_args(loader, ids), tmp_path, env_for(loader))
     assert done.returncode == 1, done.stderr
