@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader, on_every_destination, truth
+from .conftest import DATASET, Loader, answered, on_every_destination, truth, wait_until
 
 
 def test_error_codes_are_recorded_and_the_run_goes_on(loader: Loader, world: World) -> None:
@@ -68,21 +67,18 @@ def test_token_expiry_in_the_middle_of_a_run(loader: Loader, world: World, token
     ids = world.task_ids()
     loader.sim.faults.latency_ms = 100  # ~47 requests, 2 at a time
     loader.sim.faults.token_error_http_status = token_http_status
-    expired_after: list[int] = []
+    expired_after: list[int] = []  # followers requests answered when the tokens were expired
 
-    def expire_mid_run() -> None:
-        """Once the run has made a few requests with its token (whenever that is), expire it."""
-        deadline = time.monotonic() + 120
-        while (sent := loader.sim.stats.as_dict()["business_requests"]) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
+    def expire_once_fetching() -> None:
+        wait_until(lambda: answered(loader.sim) >= 3, "the run never started fetching")
         loader.sim.expire_tokens()
-        expired_after.append(sent)
+        expired_after.append(answered(loader.sim))
 
-    expirer = threading.Thread(target=expire_mid_run)
+    expirer = threading.Thread(target=expire_once_fetching, daemon=True)
     expirer.start()
     result = loader.run(ids, concurrency=2)
-    expirer.join()
-    assert expired_after and expired_after[0] < result.stats.requests, "the run must outlive the token"
+    expirer.join(timeout=60)
+    assert expired_after and expired_after[0] < answered(loader.sim), "the run must outlive the token"
     assert loader.followers() == truth(world, ids)
     assert result.stats.token_refreshes >= 1
     assert loader.sim.stats.as_dict()["token_requests"] >= 2
