@@ -243,8 +243,8 @@ TASKS = Table(
         "Every other field of the task object becomes a column too (`due__time`, `origin__href__url`, ...); "
         "nesting past 8 levels is kept as JSON text, integers past 64 bits are null, and keys named like "
         "dlt's own columns are dropped.",
-        "The `followers` array is not loaded (no `tasks__followers` table): the follows are `task_followers`; "
-        "`collaborators` is the child table `tasks__collaborators`.",
+        "The `followers` array is not loaded (no `tasks__followers` table): the follows are "
+        "`task_followers`; `collaborators` is the child table `tasks__collaborators`.",
     ),
 )
 TASKLISTS = Table(
