@@ -140,6 +140,7 @@ class KnownTasks(_TempDatabase):
             "create table pages (task_id text primary key, pages integer not null) without rowid;"
             "create table sweep (seq integer primary key, task_id text not null);"
         )
+        self.filled: set[str] = set()  # the tables that hold rows: a lookup in another is skipped
         self.last_ok: Mapping[str, datetime] = _Column(self, "last_ok", "at_us", _from_us)
         self.pages: Mapping[str, int] = _Column(self, "pages", "pages", int)
         self.sweep: Collection[str] = _Sweep(self)
@@ -160,6 +161,7 @@ class KnownTasks(_TempDatabase):
         with self._lock:
             for chunk in _chunks(rows):
                 self._write(f"insert or replace into {table} values (?, ?)", chunk)
+                self.filled.add(table)
 
 
 def _from_us(value: int) -> datetime:
@@ -169,10 +171,12 @@ def _from_us(value: int) -> datetime:
 class _Column(Mapping[str, T]):
     """One table of ``KnownTasks`` as a read-only mapping ``task_id`` → value."""
 
-    def __init__(self, db: _TempDatabase, table: str, column: str, convert: Any) -> None:
+    def __init__(self, db: KnownTasks, table: str, column: str, convert: Any) -> None:
         self._db, self._table, self._column, self._convert = db, table, column, convert
 
     def __getitem__(self, key: str) -> T:
+        if self._table not in self._db.filled:  # the usual case for pages: no query per task
+            raise KeyError(key)
         value = self._db._one(f"select {self._column} from {self._table} where task_id = ?", key)
         if value is None:
             raise KeyError(key)
