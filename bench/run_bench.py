@@ -15,7 +15,7 @@ client limits; 4 = 1M follower rows over 100,000 tasks vs a plain DuckDB insert 
 7 = ``--help`` and ``run --help`` times; 8 = peak RSS of a first run and a re-run by tenant
 size (``--tasks N``, repeatable), ~10 followers a task.
 
-``--baseline DIR`` runs our side of cases 5-8 a second time with the code of another checkout
+``--baseline DIR`` runs our side of cases 1, 2 and 5-8 a second time with the code of another checkout
 (its ``sources`` and ``pipelines`` first on PYTHONPATH), back to back, for a before/after.
 Results print as a table and go to ``bench/results/<timestamp>.json`` (gitignored).
 """
@@ -191,9 +191,14 @@ def compare_case(number: int, tasks: int, latency_ms: float, goal: float, workdi
         ours = run_ours(url, ids, workdir, *NO_LIMITS, "--concurrency", "64")
         ours_default = run_ours(url, ids, workdir, *NO_LIMITS)
         rest = run_rest_api(url, ids, workdir)
+        if BASELINE:  # the other checkout's code, right after: the before side of the same run
+            before = run_ours(url, ids, workdir, *NO_LIMITS, "--concurrency", "64", code=BASELINE)
+            case.figures["baseline_seconds"] = before["seconds"]
+            case.figures["baseline_max_rss_mb"] = before["max_rss_mb"]
+            case.figures["baseline_speedup"] = rest["seconds"] / before["seconds"]
     assert ours["rows"] == rest["rows"] == expected, (ours["rows"], rest["rows"], expected)
     speedup = rest["seconds"] / ours["seconds"]
-    case.figures = {
+    case.figures |= {
         "follower_rows": expected,
         "ours_seconds": ours["seconds"],
         "ours_steps": ours["steps"],
@@ -462,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
     parser.add_argument("--tasks", type=int, action="append", help="case 8's tenant sizes (repeatable)")
     parser.add_argument(
-        "--baseline", type=Path, metavar="DIR", help="cases 5-8 also with another checkout's code"
+        "--baseline", type=Path, metavar="DIR", help="cases 1, 2, 5-8 also with another checkout's code"
     )
     args = parser.parse_args(argv)
     global BASELINE
