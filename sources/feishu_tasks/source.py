@@ -184,7 +184,7 @@ def feishu_tasks(
         retry=RetryPolicy(max_attempts=int(max_attempts), backoff_base_seconds=backoff_base_seconds),
     )
     plan = FetchPlan(
-        list(task_ids or ()),
+        task_ids or (),  # iterated once, by the scheduler: not copied
         user_id_type,
         tasklist_guids=list(tasklists or ()),
         all_tasklists=all_tasklists,
