@@ -59,6 +59,18 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="v1 follower list (default), v2 get task (users and apps), or auto (v1, then v2 for list "
         "tasks v1 does not know)",
     )
+    changes = parser.add_argument_group("change capture (Feishu's task events, recorded by `listen`)")
+    changes.add_argument(
+        "--changed",
+        action="store_true",
+        default=None,
+        help="also read every task the change journal marks since the last load",
+    )
+    changes.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="the change journal (default: beside the pipeline's working folder, as `listen` finds it)",
+    )
     sched = parser.add_argument_group("scheduling")
     sched.add_argument(
         "--full-refresh", action="store_true", help="--discover lists every task, not only new ones"

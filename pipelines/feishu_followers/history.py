@@ -16,6 +16,7 @@ from typing import Any
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
+from feishu_tasks.settings import FOLLOWER_SET_KNOWN
 from feishu_tasks.tables import (
     DLT_LOADS,
     HISTORY_LOADS,
@@ -26,7 +27,7 @@ from feishu_tasks.tables import (
     TASK_FOLLOWERS,
 )
 
-from .relations import BASE_TABLE, dataset_relations, empty_relation
+from .relations import BASE_TABLE, dataset_relations, empty_relation, table_columns
 
 HISTORY_TABLE = TASK_FOLLOWER_HISTORY.name
 APPLIED_TABLE = HISTORY_LOADS.name
@@ -36,9 +37,16 @@ _MADE_HERE = (TASK_FOLLOWER_HISTORY, TASK_FIRST_SEEN, HISTORY_LOADS)
 # Portable SQL (DuckDB, MotherDuck, Postgres): standard types, no temp tables, %s parameters.
 # {names} are qualified table names, filled in by ``_qualified_names``.
 
-# The tasks one load fetched successfully, and when (its one parameter is the load id).
-_FETCHED_OK = """(select task_id, fetched_at from {task_fetch_status}
-                  where _dlt_load_id = %s and status = 'ok')"""
+# The tasks whose follower set one load learned, and when that set held: the time of the event
+# that explains the change, else the fetch's (``observed_at``; a dataset loaded before it existed
+# has only ``fetched_at``). Its one parameter is the load id.
+_KNOWN = ", ".join(f"'{status}'" for status in FOLLOWER_SET_KNOWN)
+_FETCHED_OK = (
+    """(select task_id, {observed} as fetched_at from {task_fetch_status}
+                  where _dlt_load_id = %s and status in ("""
+    + _KNOWN
+    + "))"
+)
 
 # Completed loads of the schema whose history is not applied yet, oldest first.
 _PENDING_LOADS = """select load_id from {_dlt_loads} where status = 0 and schema_name = %s
@@ -87,7 +95,9 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
         names = _qualified_names(client)
         if relations.get("task_followers") != BASE_TABLE:  # no task had followers yet
             names["task_followers"] = empty_relation(TASK_FOLLOWERS)
-        names["fetched_ok"] = _FETCHED_OK.format(**names)
+        status_columns = table_columns(client, TASK_FETCH_STATUS.name)
+        observed = "coalesce(observed_at, fetched_at)" if "observed_at" in status_columns else "fetched_at"
+        names["fetched_ok"] = _FETCHED_OK.format(observed=observed, **names)
         for table in _MADE_HERE:
             client.execute_sql(table.create_sql(names[table.name]))
         rows = client.execute_sql(_PENDING_LOADS.format(**names), pipeline.default_schema_name)

@@ -80,6 +80,7 @@ def _seconds(value: Any) -> float:
 # Run options read from flags or dlt config: name → (parser, what it accepts).
 PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "discover": (parse_bool, "true or false"),
+    "changed": (parse_bool, "true or false"),
     "all_tasklists": (parse_bool, "true or false"),
     "tasklist_completed": (parse_bool, "true or false"),
     "quiet": (parse_bool, "true or false"),
@@ -126,6 +127,8 @@ class RunOptions:
     progress_interval: float = 30.0  # seconds between progress lines when not on a terminal (0 = none)
     full_refresh: bool = False
     stale_after: timedelta | None = None
+    changed: bool = False  # read the tasks the change journal marks
+    journal: str | None = None  # the change journal's path (None: beside the pipeline's working folder)
     max_requests: int | None = None
     dry_run: bool = False
     rows_per_load: int | None = 500_000
@@ -166,6 +169,8 @@ class RunOptions:
             progress_interval=typed("progress_interval", cls.progress_interval),
             full_refresh=bool(flags.get("full_refresh")),
             stale_after=typed("stale_after", None),
+            changed=bool(flags.get("changed")) or typed("changed", False),
+            journal=pick("journal", None),
             max_requests=typed("max_requests", None),
             dry_run=bool(flags.get("dry_run")),
             rows_per_load=typed("rows_per_load", cls.rows_per_load) or None,

@@ -25,6 +25,7 @@ from dlt.extract import DltSource
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
 from feishu_tasks.errors import FatalError
+from feishu_tasks.journal import default_journal_path
 from feishu_tasks.known_tasks import count_stale, estimated_requests
 from feishu_tasks.stats import FetchStats
 from feishu_tasks.task_ids import read_task_ids_file
@@ -76,12 +77,20 @@ def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
     if options.task_ids_query:
         ids += query_task_ids(pipeline, options)
     listed = options.discover or options.tasklists or options.all_tasklists
-    if not ids and not listed and options.stale_after is None:
+    if not ids and not listed and options.stale_after is None and not options.changed:
         raise FatalError(
             "no task ids given: use --task-id, --task-ids-file, --task-ids-query, --tasklist, "
-            "--all-tasklists, --discover or --stale-after"
+            "--all-tasklists, --discover, --stale-after or --changed"
         )
     return ids
+
+
+def journal_path(options: RunOptions) -> Path:
+    """The change journal: ``--journal``, else beside the pipeline's working folder (where ``listen``
+    of the same pipeline options writes it)."""
+    if options.journal:
+        return Path(options.journal)
+    return default_journal_path(options.pipelines_dir or get_dlt_pipelines_dir(), options.pipeline_name)
 
 
 def make_pipeline(
@@ -194,6 +203,7 @@ class Run:
                 full_refresh=options.full_refresh,
                 stale_after_seconds=stale_seconds,
                 max_requests=options.max_requests,
+                journal=str(journal_path(options)) if options.changed else None,
                 **options.source_args,
             )
         if options.dry_run:

@@ -22,7 +22,7 @@ from typing import Any
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
-from feishu_tasks.settings import STATUSES
+from feishu_tasks.settings import NEVER_DUE, STATUSES
 from feishu_tasks.tables import (
     DLT_LOADS,
     TASK_FETCH_STATUS,
@@ -127,6 +127,7 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
     )
     statuses = ", ".join(f"({i}, '{status}')" for i, status in enumerate(STATUSES, 1))
     stale_after = f"interval '{int(STALE_AFTER.total_seconds())} seconds'"
+    never_due = ", ".join(f"'{status}'" for status in NEVER_DUE)
     # A follow counts as added when it appeared after the task's first successful fetch;
     # follows seen by that first fetch were already there (see history.py).
     events = f"""
@@ -224,10 +225,10 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
             select task_id, status, error_code, error_msg, follower_count, user_id_type, fetched_at,
                    last_ok_at, now() - coalesce(last_ok_at, fetched_at) as age
             from {src["task_fetch_status"]} s""",
-        # Same rule as ``--stale-after``: invalid ids are never due again.
+        # Same rule as ``--stale-after``: invalid ids and deleted tasks are never due again.
         "stale_tasks": f"""
             select * from {view("task_last_fetch")}
-            where status <> 'invalid_task' and age > {stale_after}
+            where status not in ({never_due}) and age > {stale_after}
             order by age desc, task_id""",
         "load_health": f"""
             with known(status_order, status) as (values {statuses}),

@@ -25,13 +25,13 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity, SqlCli
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from .ledger import CHUNK, KnownTasks
-from .settings import FOLLOWERS_PAGE_SIZE, STATUS_INVALID
+from .settings import FOLLOWERS_PAGE_SIZE, NEVER_DUE
 
 STATUS_TABLE = "task_fetch_status"
-# The last time a task was seen whole, or else last tried. Malformed and unknown ids are never
-# due again: fetching them cannot succeed.
+# The last time a task was seen whole, or else last tried. Malformed, unknown and deleted tasks
+# are never due again: fetching them cannot change anything.
 LAST_SEEN = "coalesce(last_ok_at, fetched_at)"
-SWEEPABLE = f"status <> '{STATUS_INVALID}'"
+SWEEPABLE = "status not in (" + ", ".join(f"'{status}'" for status in NEVER_DUE) + ")"
 # In key order: the ledger's tables are keyed by task id, and inserts in key order are appends.
 LAST_OK_SQL = (
     "select {key}, max(last_ok_at) from {table} where last_ok_at is not null group by {key} order by {key}"

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from .client import ClientSettings, FeishuClient, open_client
@@ -28,15 +30,23 @@ from .endpoints import FOLLOWERS, GET_TASK
 from .errors import BudgetExhausted, FatalError, TaskError
 from .followers import fetch_task_followers, fetch_task_followers_v2
 from .items import DiscoveredTasks, DiscoveryDone, Emit, OutcomeBatch, TaskOutcome, invalid_outcome
+from .journal import FOLLOWER_EVENT_TYPES, TaskChange
 from .ledger import TakenTasks
 from .listings import ListReading, iter_task_pages
-from .settings import CODE_INVALID_TASK, DEFAULT_FOLLOWERS_API, DEFAULT_USER_ID_TYPE
+from .settings import (
+    CODE_INVALID_TASK,
+    DEFAULT_FOLLOWERS_API,
+    DEFAULT_USER_ID_TYPE,
+    STATUS_DELETED,
+    STATUS_INVALID,
+)
 from .stats import FetchStats
 from .task_ids import normalize_task_id, task_key
 
 STOP_POLL_SECONDS = 0.1
 FEED_CHUNK = 1_000  # ids the feeder reads from the ledger at a time
 INVALID_ID = "not a task id: a UUID was expected"
+CHANGED = "changed"  # why a task is read: the change journal marks it
 
 Connect = Callable[[ClientSettings, FetchStats, "int | None"], AbstractAsyncContextManager[FeishuClient]]
 
@@ -59,6 +69,8 @@ class FetchPlan:
     sweep_task_ids: Collection[str] = ()
     # Requests each known task took last time (when more than one), so max_requests admits whole tasks.
     expected_pages: Mapping[str, int] = field(default_factory=dict)
+    # Tasks the change journal marks (task id → the latest change), read first, each through its API.
+    changed: Mapping[str, TaskChange] = field(default_factory=dict)
 
     @property
     def reads_tasklists(self) -> bool:
@@ -174,11 +186,12 @@ class FetchScheduler:
 
     # ------------------------------------------------------------------ feeding ids
     def _accept_given(self) -> TakenTasks:
-        """The given ids, counted into the run's total at once; a malformed one is recorded as such."""
-        taken = TakenTasks(self._given_kinds())
+        """The changed and the given ids, counted into the run's total at once; a malformed one is
+        recorded as such (the journal's ids were checked when they were recorded)."""
+        taken = TakenTasks(chain(((task_id, CHANGED) for task_id in self.plan.changed), self._given_kinds()))
         self.stats.tasks_queued += taken.count()
         multi_page = sum(pages - 1 for task_id, pages in self.expected_pages.items() if task_id in taken)
-        self.stats.expected_requests += taken.count("given") + multi_page
+        self.stats.expected_requests += taken.count("given") + taken.count(CHANGED) + multi_page
         return taken
 
     def _given_kinds(self) -> Iterator[tuple[str, str]]:
@@ -316,11 +329,26 @@ class FetchScheduler:
     async def _read_followers(self, task_id: str, reason: str) -> TaskOutcome:
         """Through the API the plan names; ``auto`` tries v2 once for a list's task v1 calls invalid."""
         api, user_id_type = self.plan.followers_api, self.plan.user_id_type
+        if reason == CHANGED:
+            return await self._read_changed(self.plan.changed[task_id])
         if api == "v2":
             return await fetch_task_followers_v2(self._client, task_id, user_id_type)
         outcome = await fetch_task_followers(self._client, task_id, user_id_type)
         if api == "auto" and reason == "tasklist" and outcome.error_code == CODE_INVALID_TASK:
             return await fetch_task_followers_v2(self._client, task_id, user_id_type)
+        return outcome
+
+    async def _read_changed(self, change: TaskChange) -> TaskOutcome:
+        """A task an event marked, through the API its id belongs to, dated by the event.
+
+        An event that says the task was deleted is believed once the API no longer knows it.
+        """
+        fetch = fetch_task_followers_v2 if change.api == "v2" else fetch_task_followers
+        outcome = await fetch(self._client, change.task_id, self.plan.user_id_type)
+        if change.deleted and outcome.status == STATUS_INVALID:
+            outcome.status = STATUS_DELETED
+        if change.event_time_ms is not None and FOLLOWER_EVENT_TYPES.intersection(change.event_types):
+            outcome.event_time = datetime.fromtimestamp(change.event_time_ms / 1000, UTC)
         return outcome
 
     async def _finish(self, outcome: TaskOutcome, expected: int) -> None:

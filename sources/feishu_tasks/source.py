@@ -82,6 +82,7 @@ def feishu_tasks(
     max_listing_seconds: float = DEFAULT_MAX_LISTING_SECONDS,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff_base_seconds: float = DEFAULT_BACKOFF_BASE_SECONDS,
+    journal: str | None = None,
 ) -> list[DltResource]:
     """Followers of the given tasks (and, with ``discover``, of every task the app can see).
 
@@ -140,6 +141,10 @@ def feishu_tasks(
         max_attempts: Tries per request on transient failures (5xx, timeouts) before the task
             is recorded as ``failed``.
         backoff_base_seconds: First backoff delay; it doubles per failed attempt, with jitter.
+        journal: A change journal (the file ``feishu-followers listen`` writes, from Feishu's
+            task events): also read every task it marks since the position this dataset last
+            loaded, each through the API its id belongs to, dated by its event. The position is
+            kept in dlt state and moves with the load.
 
     Returns:
         One resource per table, over one hidden ``fetch_followers`` resource that does the
@@ -196,5 +201,7 @@ def feishu_tasks(
     if part := control.inputs.rows_per_part:  # a part ends between batches: keep batches smaller
         plan.batch_rows = max(1, min(plan.batch_rows, part))
     stale_after = timedelta(seconds=stale_after_seconds) if stale_after_seconds is not None else None
-    fetch = FollowerFetch(plan, settings, control, discover_lookback_seconds, full_refresh, stale_after)
+    fetch = FollowerFetch(
+        plan, settings, control, discover_lookback_seconds, full_refresh, stale_after, journal
+    )
     return follower_resources(fetch)

@@ -217,7 +217,8 @@ TASK_FETCH_STATUS = Table(
         _text(
             "status",
             "`ok`, `invalid_task` (malformed id, 1470602, v2 1470404), `no_permission` (1470432, "
-            "v2 1470403), `failed` (retries exhausted, a malformed answer, a bound reached)",
+            "v2 1470403), `failed` (retries exhausted, a malformed answer, a bound reached), `deleted` "
+            "(an event said so and the API no longer knows the task: its followers are gone)",
             nullable=False,
         ),
         _count("follower_count", "followers found (null unless ok)"),
@@ -227,6 +228,11 @@ TASK_FETCH_STATUS = Table(
         _text("api", "which API answered: `v1` or `v2` (null: no request was sent)"),
         _time("fetched_at", "when this outcome was fetched", nullable=False),
         _time("last_ok_at", "the last successful fetch (kept when a later fetch fails)"),
+        _time(
+            "observed_at",
+            "when the follower set read is known to hold: the time of the event that explains the "
+            "change (never before the previous observation), else `fetched_at`; null unless ok or deleted",
+        ),
     ),
     primary_key=("task_id",),
 )

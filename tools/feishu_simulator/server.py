@@ -16,12 +16,11 @@ from typing import Self
 
 from aiohttp import web
 
-from .app import SimulatorApp
+from .api.app import SimulatorApp
 from .auth import TokenStore
 from .faults import Faults
 from .stats import Stats
-from .tasklists import APP_FOLLOWER_SHARE
-from .world import World
+from .world import APP_FOLLOWER_SHARE, World
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class Simulator:
 
     def reset_quota(self) -> None:
         """Forget the requests counted against the quotas (call between requests)."""
-        self._app.quota.clear()
+        self._app.gateway.quota.clear()
 
     def expire_tokens(self, include_user_tokens: bool = False) -> None:
         """Invalidate every tenant token issued so far (next business call: 99991663).
