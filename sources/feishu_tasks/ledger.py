@@ -3,8 +3,8 @@
 A run needs, per task: the set of ids it has taken (each task is fetched once, whether given,
 listed or stale), the order to fetch them in, and what the destination knew before (the last
 ``last_ok_at``, the pages a task took last time, the stale sweep's ids). Held as Python sets,
-lists and dicts that was ~530 MB at 1,000,000 tasks (bench/run_bench.py case 8); here each is a
-table in a temporary SQLite file, and the process holds only SQLite's page cache.
+lists and dicts that was ~460 MB at 1,000,000 tasks (bench/task_state.py); here each is a table
+in a temporary SQLite database, and the process holds only SQLite's page cache.
 
 Why SQLite (the standard library's) and not DuckDB: the access pattern is one-row inserts and
 lookups, one per task, which SQLite does in microseconds and DuckDB in a hundred times that.
@@ -13,12 +13,10 @@ lookups, one per task, which SQLite does in microseconds and DuckDB in a hundred
 from __future__ import annotations
 
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from pathlib import Path
 from typing import Any, TypeVar
 
 CHUNK = 10_000  # rows per executemany / per read: bounded memory, few round trips
@@ -36,16 +34,15 @@ def _chunks(rows: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
 
 
 class _TempDatabase:
-    """A SQLite file in a temporary folder of its own, removed on ``close`` (or at exit).
+    """A private temporary SQLite database (``sqlite3.connect("")``): on disk past a small page
+    cache, in ``TMPDIR``; SQLite unlinks its file at once, so even a killed run leaves nothing.
 
     One connection, shared by the fetch's thread and dlt's under a lock; no journal and no
     fsync: the file dies with the run, so durability buys nothing.
     """
 
     def __init__(self, schema: str) -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix="feishu-run-")
-        path = Path(self._folder.name) / "state.sqlite"
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
         self._db.executescript(
             f"pragma journal_mode = off; pragma synchronous = off; pragma cache_size = -{CACHE_KIB};"
             f"pragma temp_store = file; {schema}"
@@ -70,7 +67,6 @@ class _TempDatabase:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-        self._folder.cleanup()
 
 
 class TakenTasks(_TempDatabase):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -39,7 +42,6 @@ def test_taken_tasks_stream_more_ids_than_a_chunk() -> None:
 
 def test_known_tasks_give_back_the_instants_pages_and_sweep_order() -> None:
     known = KnownTasks()
-    folder = Path(known._folder.name)
     try:
         at = datetime(2026, 11, 24, 10, 30, 15, 123456, tzinfo=UTC)
         other_zone = datetime(2026, 11, 24, 18, 30, tzinfo=timezone(timedelta(hours=8)))
@@ -57,4 +59,30 @@ def test_known_tasks_give_back_the_instants_pages_and_sweep_order() -> None:
         assert not KnownTasks().sweep  # none asked for
     finally:
         known.close()
-    assert not folder.exists(), "the temporary file outlived its run"
+
+
+PROBE = """
+import os, sys
+from feishu_tasks.ledger import TakenTasks
+taken = TakenTasks((f"{n:036d}", "given") for n in range(300_000))  # ~20 MB: past the page cache
+links = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:  # the descriptor listdir itself used
+        pass
+print(taken.count(), [link for link in links if link.startswith(sys.argv[1])])
+"""
+
+
+def test_the_state_is_on_disk_in_tmpdir_and_no_file_outlives_the_run(tmp_path: Path) -> None:
+    """A private temporary database: its file is in SQLite's temporary folder and unlinked at once,
+    so a run killed with SIGKILL leaves nothing behind, and memory holds only the page cache."""
+    env = dict(os.environ, SQLITE_TMPDIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path)], capture_output=True, text=True, env=env, check=True
+    )
+    count, links = done.stdout.split(" ", 1)
+    assert count == "300000"
+    assert "(deleted)" in links, links  # an open file in TMPDIR, already unlinked
+    assert not list(tmp_path.iterdir())
