@@ -34,7 +34,7 @@ from .items import (
     TasklistsListed,
 )
 from .journal import Journal, TaskChange, latest_per_task
-from .known_tasks import multi_page_tasks, previous_last_ok, stale_task_ids
+from .known_tasks import previous_last_ok, read_known_tasks
 from .rows import (
     followers_table,
     id_list_table,
@@ -87,14 +87,15 @@ class FollowerFetch:
     def _start(self) -> Iterator[FetchItem]:
         """Read what the destination knows and the discover cursor, then start the fetch thread."""
         pipeline, plan = dlt.current.pipeline(), self.plan
-        if not self.control.inputs.dry_run:
-            self.previous_ok = previous_last_ok(pipeline)
-            if plan.reads_tasklists:
-                self.previous_list_ok = previous_last_ok(pipeline, "tasklist_fetch_status", "tasklist_guid")
+        dry_run = self.control.inputs.dry_run
+        # per task, on disk (ledger.py): a failure keeps its last_ok_at; --max-requests admits whole
+        # tasks and the display counts what is left (pages); the stale sweep
+        known = read_known_tasks(pipeline, self.stale_after, with_last_ok=not dry_run)
+        self.previous_ok, plan.expected_pages = known.last_ok, known.pages
         if self.stale_after is not None:
-            plan.sweep_task_ids = stale_task_ids(pipeline, self.stale_after)
-        # --max-requests admits whole tasks; the display counts what is left
-        plan.expected_pages = multi_page_tasks(pipeline)
+            plan.sweep_task_ids = known.sweep
+        if plan.reads_tasklists and not dry_run:  # one row per list: a dict is fine
+            self.previous_list_ok = previous_last_ok(pipeline, "tasklist_fetch_status", "tasklist_guid")
         self.keeps_tombstones = _destination_merges()
         if self.journal is not None:
             plan.changed = self.journal.start(pipeline.pipeline_name, dry_run=self.control.inputs.dry_run)

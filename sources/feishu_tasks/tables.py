@@ -107,6 +107,10 @@ class Table:
             hints["merge_key"] = list(self.merge_keys)
         if self.primary_keys:
             hints["primary_key"] = list(self.primary_keys)
+        # Parquet, not DuckDB's preferred INSERT statements: DuckDB parses a 16 MB INSERT into
+        # hundreds of MB (10,000 listed tasks: 1,035 MB peak RSS in the load step; see
+        # BENCHMARKS.md). A destination without parquet (Postgres) keeps its own format.
+        hints["file_format"] = "parquet"
         return hints
 
     def dlt_columns(self) -> dict[str, dict[str, Any]]:
@@ -249,6 +253,8 @@ TASKS = Table(
         "Every other field of the task object becomes a column too (`due__time`, `origin__href__url`, ...); "
         "nesting past 8 levels is kept as JSON text, integers past 64 bits are null, and keys named like "
         "dlt's own columns are dropped.",
+        "The `followers` array is not loaded (no `tasks__followers` table): the follows are "
+        "`task_followers`; `collaborators` is the child table `tasks__collaborators`.",
     ),
 )
 TASKLISTS = Table(

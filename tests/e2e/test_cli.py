@@ -329,3 +329,23 @@ def test_simulate_command_serves_the_api(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["demo", "--help"]])
+def test_help_imports_neither_dlt_nor_pyarrow(args: list[str], tmp_path: Path) -> None:
+    """``--help`` answers at once: the CLI imports what a command needs when it runs it (dlt and
+    pyarrow took ~0.7 s of a 1 s ``--help``; bench/run_bench.py --case 7 times it)."""
+    probe = (
+        "import sys\n"
+        "from feishu_followers.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = {name.split('.')[0] for name in sys.modules}\n"
+        "heavy = sorted(loaded & {'dlt', 'pyarrow', 'duckdb', 'httpx'})\n"
+        "print('heavy:', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert "usage: feishu-followers" in done.stdout
+    assert "heavy: []" in done.stderr, done.stderr
