@@ -1,4 +1,4 @@
-"""``feishu-followers``: run the load, run the simulator, or run the demo."""
+"""``feishu-followers``: run the load, receive events, run the simulator, or run the demo."""
 
 from __future__ import annotations
 
@@ -146,6 +146,24 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address of the request URL server (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="its port (default 8000; 0 = any free one)")
+    parser.add_argument(
+        "--long-connection", action="store_true", help="Feishu's WebSocket delivery (custom apps) instead"
+    )
+    host = parser.add_mutually_exclusive_group()
+    host.add_argument("--base-url", help="API host of the long connection (default https://open.feishu.cn)")
+    host.add_argument("--lark", dest="base_url", action="store_const", const=LARK_BASE_URL, help="use Lark")
+    parser.add_argument(
+        "--journal", metavar="PATH", help="the change journal (default: where `run` finds it)"
+    )
+    parser.add_argument("--pipelines-dir", metavar="DIR", help="dlt's working folder, as given to `run`")
+    parser.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="feishu-followers",
@@ -153,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run_arguments(commands.add_parser("run", help="load followers of the given tasks"))
+    _add_listen_arguments(
+        commands.add_parser("listen", help="receive Feishu's task events into the change journal")
+    )
     commands.add_parser("simulate", help="serve the bundled Feishu API simulator (see simulate --help)")
     demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
     demo.add_argument("--duckdb", metavar="PATH", default="./feishu_demo.duckdb")
@@ -222,6 +243,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen(args: argparse.Namespace) -> int:
+    from .listen import listen
+
+    return listen(vars(args))
+
+
 def _abort_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Until a run installs its own handlers, SIGTERM ends the process like Ctrl-C: one line."""
     from .signals import Aborted
@@ -245,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     if not sys.warnoptions and not getattr(args, "verbose", False):
         warnings.simplefilter("ignore")  # dependencies' warnings are not for the person running us
-    handlers: dict[str, Any] = {"run": _run, "demo": _demo}
+    handlers: dict[str, Any] = {"run": _run, "demo": _demo, "listen": _listen}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM, or one before the run started
