@@ -4,7 +4,8 @@
 folder; the load comes from this process pinned to another core: ``--events`` distinct events
 (v2 ``task.task.update_user_access_v2`` on 100,000 task guids), each encrypted and signed as
 Feishu does, ``--concurrency`` requests in flight (Feishu pushes in parallel). Reported: events
-a second, p50/p99/max answer time, the receiver's RSS over the run (sampled every second from
+a second (and per second of the receiver's own CPU time: what one core does, however busy
+the shared machine is), p50/p99/max answer time, the receiver's RSS over the run (sampled every second from
 /proc), the machine's load average before and after (the machine is shared).
 
     python bench/receiver_bench.py                       # 1,000,000 events
@@ -61,6 +62,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process so far (/proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bodies(count: int, seed: int = 1) -> list[str]:
     rng = random.Random(seed)
     return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(count)]
@@ -73,6 +80,7 @@ async def load(url: str, events: int, concurrency: int, pid: int) -> dict[str, o
     statuses: dict[int, int] = {}
     rss: list[tuple[float, float]] = []
     started = time.perf_counter()
+    cpu_before = cpu_seconds(pid)
     counter = iter(range(events))
 
     async def sample() -> None:
@@ -101,6 +109,7 @@ async def load(url: str, events: int, concurrency: int, pid: int) -> dict[str, o
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_before
     sampler.cancel()
     rss.append((elapsed, rss_mb(pid)))
     latencies.sort()
@@ -110,6 +119,9 @@ async def load(url: str, events: int, concurrency: int, pid: int) -> dict[str, o
         "concurrency": concurrency,
         "seconds": round(elapsed, 1),
         "events_per_second": round(events / elapsed),
+        # what one core does whatever else shares it: events per second of the receiver's own CPU
+        "receiver_cpu_seconds": round(cpu, 1),
+        "events_per_receiver_cpu_second": round(events / cpu) if cpu else None,
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
         "max_ms": round(latencies[-1] * 1000, 1),
