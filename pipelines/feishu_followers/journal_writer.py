@@ -60,8 +60,9 @@ class JournalWriter:
         events = [event for event, _ in batch]
         try:
             fresh = await loop.run_in_executor(self._thread, self.journal.record, events)
-        except JournalError as exc:
-            self._became_failing(str(exc))
+        except Exception as exc:  # a full disk (JournalError), or a bug: the batch fails, the writer goes on
+            if isinstance(exc, JournalError):
+                self._became_failing(str(exc))
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)

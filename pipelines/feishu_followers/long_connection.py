@@ -262,8 +262,10 @@ class LongConnection:
             return 200
         try:
             new = await self.writer.record(decoded)
-        except JournalError:
+        except Exception as exc:  # noqa: BLE001 - a full disk, or a bug: 500, Feishu pushes it again
             self.counts.unavailable += 1
+            if not isinstance(exc, JournalError):
+                self.say(f"answered 500 after an unexpected {type(exc).__name__} (a bug: please report it)")
             return 500
         if not new:
             self.counts.replays += 1

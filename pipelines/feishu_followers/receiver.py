@@ -52,6 +52,7 @@ class ThrottledLine:
     """At most one line per ``every`` seconds for a kind of refusal, with the count since the last."""
 
     say: Callable[[str], None]
+    what: str = "refused (401) requests not from Feishu"
     every: float = REFUSALS_LOG_SECONDS
     clock: Callable[[], float] = time.monotonic
     _last: float | None = None
@@ -65,7 +66,7 @@ class ThrottledLine:
         self._last = now
         told = "; ".join(f"{count} × {why}" for why, count in self._unsaid.items())
         self._unsaid.clear()
-        self.say(f"refused (401) requests not from Feishu: {told} (at most one such line a minute)")
+        self.say(f"{self.what}: {told} (at most one such line a minute)")
 
 
 class Receiver:
@@ -76,6 +77,9 @@ class Receiver:
         self.writer = writer
         self.counts = ReceiverCounts()
         self.refusals = ThrottledLine(say)
+        self.bugs = ThrottledLine(
+            say, what="answered 500 after an unexpected error (a bug: please report it)"
+        )
 
     def app(self) -> web.Application:
         # client_max_size: aiohttp refuses (413) a body that grows past it while being read.
@@ -84,6 +88,14 @@ class Receiver:
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
+        """One request; an unexpected error is a 500 (Feishu pushes again) and a line, not a traceback."""
+        try:
+            return await self._handle(request)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the receiver down
+            self.bugs.note(type(exc).__name__)
+            return _json(500, {"msg": "internal error"})
+
+    async def _handle(self, request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return self._too_large()
         try:
