@@ -37,7 +37,7 @@ def listen(flags: dict[str, Any], say: Callable[[str], None] = _say) -> int:
         from .listen_settings import resolve
     except ImportError as exc:  # cryptography (and protobuf, for the long connection) are an extra
         raise FatalError(
-            f"listen needs the events extra ({exc.name} is missing): "
+            f"listen needs the events extra ({str(exc.name).split('.')[0]} is missing): "
             "pip install 'feishu-task-followers[events]'"
         ) from None
     long_connection = bool(flags.get("long_connection"))
@@ -47,7 +47,7 @@ def listen(flags: dict[str, Any], say: Callable[[str], None] = _say) -> int:
             from . import ws_frames  # noqa: F401
         except ImportError as exc:
             raise FatalError(
-                f"--long-connection needs the events extra ({exc.name} is missing): "
+                f"--long-connection needs the events extra ({str(exc.name).split('.')[0]} is missing): "
                 "pip install 'feishu-task-followers[events]'"
             ) from None
     try:

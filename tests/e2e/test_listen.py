@@ -384,3 +384,18 @@ def test_the_journal_is_the_one_run_finds_for_the_same_pipeline_options(tmp_path
     started.send_signal(signal.SIGTERM)
     assert started.wait(30) == 0
     assert f"journal {default_journal_path(pipelines, 'feishu_tasks')}" in line
+
+
+def test_without_the_events_extra_listen_says_which_extra_to_install(tmp_path: Path) -> None:
+    probe = (
+        "import sys; sys.modules['cryptography'] = None;"  # as if `cryptography` were not installed
+        "from feishu_followers.cli import main; sys.exit(main(['listen', '--port', '0']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=listen_env(), cwd=tmp_path
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "feishu-followers: error: listen needs the events extra (cryptography is missing): "
+        "pip install 'feishu-task-followers[events]'"
+    )
