@@ -6,6 +6,7 @@ never on a clock.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -71,6 +72,7 @@ class Listener:
         )
         self.lines: list[str] = []
         self.stdout = ""
+        atexit.register(self._end_if_left_running)  # a failed test's receiver ends with the session
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -114,6 +116,11 @@ class Listener:
         code = self.process.wait(timeout)
         self._reader.join(timeout)
         return code
+
+    def _end_if_left_running(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
