@@ -145,31 +145,33 @@ exit $rc
     )
     listener._reader = threading.Thread(target=listener._read, daemon=True)
     listener._reader.start()
-    url = listener.ready()
-    world = World.generate(tasks=200, seed=22)
-    with make_sim(world, time_scale=0.001) as sim:
-        sim.events.set_request_url(url)
-        ids = world.task_ids()
-        world.add_follower(ids[0])
-        wait_for(lambda: settled(sim), "the first event")
-        (control / "fill").touch()
-        wait_for(lambda: (control / "filled").exists(), "the disk to fill")
-        refused = 0
-        for n, task_id in enumerate(ids[1:], 1):  # until the journal cannot grow: 503
-            world.add_follower(task_id)
-            wait_for(lambda: settled(sim) or _last_answer(sim) == "503", "an answer")
-            if _last_answer(sim) == "503":
-                refused = n
-                break
-        assert refused, "the full disk never refused a record"
-        direct = post(url, b'{"schema": "2.0"}')  # answered before the journal: still 401, not 503
-        assert direct.status_code == 401
-        (control / "free").touch()
-        wait_for(lambda: (control / "freed").exists(), "the space to return")
-        sim.events.retry_now()
-        wait_for(lambda: settled(sim), "the refused events to be recorded", timeout=60)
-        pushed = deliveries(sim)
-    (control / "stop").touch()
+    try:
+        url = listener.ready()
+        world = World.generate(tasks=200, seed=22)
+        with make_sim(world, time_scale=0.001) as sim:
+            sim.events.set_request_url(url)
+            ids = world.task_ids()
+            world.add_follower(ids[0])
+            wait_for(lambda: settled(sim), "the first event")
+            (control / "fill").touch()
+            wait_for(lambda: (control / "filled").exists(), "the disk to fill")
+            refused = 0
+            for n, task_id in enumerate(ids[1:], 1):  # until the journal cannot grow: 503
+                world.add_follower(task_id)
+                wait_for(lambda: settled(sim) or _last_answer(sim) == "503", "an answer")
+                if _last_answer(sim) == "503":
+                    refused = n
+                    break
+            assert refused, "the full disk never refused a record"
+            direct = post(url, b'{"schema": "2.0"}')  # answered before the journal: still 401, not 503
+            assert direct.status_code == 401
+            (control / "free").touch()
+            wait_for(lambda: (control / "freed").exists(), "the space to return")
+            sim.events.retry_now()
+            wait_for(lambda: settled(sim), "the refused events to be recorded", timeout=60)
+            pushed = deliveries(sim)
+    finally:
+        (control / "stop").touch()  # the namespace's controller ends, whatever happened
     assert process.wait(60) == 0, listener.stderr
     listener._reader.join(10)
     said = [line for line in listener.lines if "answering 503" in line]
