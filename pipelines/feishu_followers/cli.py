@@ -1,4 +1,4 @@
-"""``feishu-followers``: run the load, run the simulator, or run the demo."""
+"""``feishu-followers``: run the load, receive events, run the simulator, or run the demo."""
 
 from __future__ import annotations
 
@@ -229,6 +229,24 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address of the request URL server (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="its port (default 8000; 0 = any free one)")
+    parser.add_argument(
+        "--long-connection", action="store_true", help="Feishu's WebSocket delivery (custom apps) instead"
+    )
+    host = parser.add_mutually_exclusive_group()
+    host.add_argument("--base-url", help="API host of the long connection (default https://open.feishu.cn)")
+    host.add_argument("--lark", dest="base_url", action="store_const", const=LARK_BASE_URL, help="use Lark")
+    parser.add_argument(
+        "--journal", metavar="PATH", help="the change journal (default: where `run` finds it)"
+    )
+    parser.add_argument("--pipelines-dir", metavar="DIR", help="dlt's working folder, as given to `run`")
+    parser.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
+
+
 def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     """The top-level parser, and each subcommand's (for its one-line usage errors)."""
     parser = OneLineParser(
@@ -236,7 +254,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         description="Load Feishu/Lark task followers into DuckDB (or any dlt destination) with dlt.",
     )
     commands = parser.add_subparsers(
-        dest="command", metavar="{run,simulate,demo}", parser_class=OneLineParser
+        dest="command", metavar="{run,listen,simulate,demo}", parser_class=OneLineParser
     )
     run = commands.add_parser(
         "run",
@@ -245,6 +263,13 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_arguments(run)
+    listen = commands.add_parser(
+        "listen",
+        help="receive Feishu's task events into the change journal",
+        description="Serve Feishu's event subscription (request URL or long connection) and record "
+        "each task event in the change journal that `run --changed` reads.",
+    )
+    _add_listen_arguments(listen)
     simulate = commands.add_parser(
         "simulate", help="serve the bundled Feishu API simulator (see simulate --help)"
     )
@@ -271,7 +296,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     )
     demo.add_argument("--quiet", action="store_true", help="no notes on stderr while it runs")
     demo.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
-    return parser, {"run": run, "simulate": simulate, "demo": demo}
+    return parser, {"run": run, "listen": listen, "simulate": simulate, "demo": demo}
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -281,7 +306,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"unknown command {argv[0]!r}{parser.closest(argv[0], list(subcommands))}")
     args, extras = parser.parse_known_args(argv)
     if args.command is None:
-        parser.error("choose a command: run, simulate or demo")
+        parser.error("choose a command: run, listen, simulate or demo")
     if extras:
         subcommands[args.command].reject_unknown(extras)
     return args
@@ -341,6 +366,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listen(args: argparse.Namespace) -> int:
+    from .listen import listen
+
+    return listen(vars(args))
+
+
 def _abort_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Until a run installs its own handlers, SIGTERM ends the process like Ctrl-C: one line."""
     from .signals import Aborted
@@ -364,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     if not sys.warnoptions and not getattr(args, "verbose", False):
         warnings.simplefilter("ignore")  # dependencies' warnings are not for the person running us
-    handlers: dict[str, Any] = {"run": _run, "demo": _demo}
+    handlers: dict[str, Any] = {"run": _run, "demo": _demo, "listen": _listen}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM, or one before the run started

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from .api.app import SimulatorApp
 from .auth import TokenStore
+from .events import EventHub
 from .faults import Faults
 from .stats import Stats
 from .world import APP_FOLLOWER_SHARE, World
@@ -55,6 +56,11 @@ class Simulator:
         self._error: BaseException | None = None
 
     # ------------------------------------------------------------------ settings and counters
+    @property
+    def events(self) -> EventHub:
+        """The events part: settings, request URL, deliveries (see ``feishu_simulator.events``)."""
+        return self._app.events
+
     @property
     def faults(self) -> Faults:
         """The live fault settings; edits (or a new object) apply to the next request."""

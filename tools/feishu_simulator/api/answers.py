@@ -34,6 +34,7 @@ class Route:
     handler: Handler
     #: The family's answer (HTTP 500) to a random server error or a simulator bug.
     server_error: Error
+    method: str = "GET"
 
 
 def ok(data: dict[str, Any]) -> Answer:

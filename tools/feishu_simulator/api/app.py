@@ -2,8 +2,10 @@
 
 One module per family of routes: ``tokens`` (the tenant token endpoint), ``v1`` and ``v2``
 (the task endpoints, behind ``gateway``: auth, quotas, faults, stats), ``control`` (the
-``/_sim`` routes).  This module only wires them to paths, and holds the live ``Faults`` that
-every handler is given per request (so replacing them applies to the next request).
+``/_sim`` routes), ``events`` (the task subscription, the long connection and ``/_sim/events``,
+over the events part, ``..events.EventHub``, which pushes the world's changes as Feishu's
+events).  This module only wires them to paths, and holds the live ``Faults`` that every
+handler is given per request (so replacing them applies to the next request).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..auth import TokenStore
+from ..events import EventHub
 from ..faults import Faults
 from ..stats import Stats
 from ..world import World
 from . import tokens
 from .answers import Route
 from .control import ControlApi
+from .events import EventsApi
 from .gateway import Gateway
 from .tokens import TokenApi
 from .v1 import V1Api
@@ -39,7 +43,13 @@ class SimulatorApp:
         self.gateway = Gateway(token_store, stats, faults)
         self.token_api = TokenApi(self.gateway, token_store, stats)
         self.control = ControlApi(self.gateway, token_store, stats)
-        self.routes: list[Route] = [*V1Api(world).routes(), *V2Api(world, token_store.app_id).routes()]
+        self.events = EventHub(world, token_store.app_id)
+        self.events_api = EventsApi(self.events, self.gateway, token_store)
+        self.routes: list[Route] = [
+            *V1Api(world).routes(),
+            *V2Api(world, token_store.app_id).routes(),
+            *self.events_api.business_routes(),
+        ]
 
     def build(self) -> web.Application:
         """The aiohttp application with every route, the catch-all 404 last."""
@@ -47,7 +57,10 @@ class SimulatorApp:
         r = app.router
         r.add_post(tokens.PATH, self._with_faults(self.token_api.token))
         for route in self.routes:
-            r.add_get(route.path, self._business(route))
+            r.add_route(route.method, route.path, self._business(route))
+        self.events_api.add_routes(r)
+        app.on_startup.append(lambda _: self.events.start())
+        app.on_cleanup.append(lambda _: self.events.stop())
         r.add_get("/_sim/stats", self._with_faults(self.control.stats_snapshot))
         r.add_post("/_sim/reset_stats", self._with_faults(self.control.reset_stats))
         r.add_post("/_sim/expire_tokens", self._with_faults(self.control.expire_tokens))
