@@ -9,7 +9,14 @@ so client and server use different cores and each process's peak RSS is its own.
 
 Cases (see BENCHMARKS.md): 1 = 20 ms latency, 5,000 tasks, vs rest_api with 32 workers;
 2 = the same without latency; 3 = simulator quota 50/s and 1000/min, 1,500 tasks, default
-client limits; 4 = 1M follower rows over 100,000 tasks vs a plain DuckDB insert from Arrow.
+client limits; 4 = 1M follower rows over 100,000 tasks vs a plain DuckDB insert from Arrow;
+5 = peak RSS of one task with 40,000 followers and of 800 tasks x 50, by ids and with
+--discover; 6 = --discover --full-refresh of 20,000 tasks vs the same tasks by ids;
+7 = ``--help`` and ``run --help`` times; 8 = peak RSS of a first run and a re-run by tenant
+size (``--tasks N``, repeatable), ~10 followers a task.
+
+``--baseline DIR`` runs our side of cases 1, 2 and 5-8 a second time with the code of another checkout
+(its ``sources`` and ``pipelines`` first on PYTHONPATH), back to back, for a before/after.
 Results print as a table and go to ``bench/results/<timestamp>.json`` (gitignored).
 """
 
@@ -48,6 +55,16 @@ class Proc:
     stderr: str
 
 
+BASELINE: Path | None = None  # --baseline: another checkout's code, for the before side
+
+
+def code_env(code: Path | None) -> dict[str, str]:
+    """Env that makes a child import ``code``'s source and CLI instead of this checkout's."""
+    if code is None:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(str(code / part) for part in ("sources", "pipelines", "tools"))}
+
+
 def run_process(args: list[str], env: dict[str, str] | None = None) -> Proc:
     """Run ``args``; os.wait4 gives this child's own rusage (peak RSS), not all children's."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
@@ -84,7 +101,7 @@ def sim_get(base_url: str, path: str, method: str = "GET") -> Any:
 
 
 def task_ids_file(
-    workdir: Path, tasks: int, followers_per_task: int | None = None, users: int | None = None
+    workdir: Path, tasks: int, followers_per_task: int | None = None, users: int = 500
 ) -> tuple[Path, int]:
     """The simulated tenant's task ids (the world is deterministic) and its follower total.
 
@@ -96,7 +113,7 @@ def task_ids_file(
     script = (
         "import sys; from feishu_simulator import World; "
         f"w = World.generate(tasks={tasks}, seed={SEED}, followers_per_task={followers_per_task}"
-        f"{f', users={users}' if users else ''}); ids = w.task_ids(); "
+        f", users={users}); ids = w.task_ids(); "
         f"open({str(path)!r}, 'w').write(chr(10).join(ids) + chr(10)); "
         "print(sum(len(w.followers(t)) for t in ids))"
     )
@@ -106,11 +123,12 @@ def task_ids_file(
 
 def run_ours(
     base_url: str,
-    ids: Path,
+    ids: Path | None,
     workdir: Path,
     *flags: str,
     run_dir: Path | None = None,
     config: dict[str, str] | None = None,
+    code: Path | None = None,
 ) -> dict[str, Any]:
     """``feishu-followers run`` as a user runs it; then the rows and dlt's step times.
 
@@ -121,10 +139,12 @@ def run_ours(
 
     run_dir = run_dir or Path(tempfile.mkdtemp(dir=workdir, prefix="ours-"))
     db = run_dir / "followers.duckdb"
-    args = [PY, "-m", "feishu_followers.cli", "run", "--base-url", base_url, "--task-ids-file", str(ids)]
+    args = [PY, "-m", "feishu_followers.cli", "run", "--base-url", base_url]
+    args += ["--task-ids-file", str(ids)] if ids else []
     args += ["--duckdb", str(db), "--pipelines-dir", str(run_dir / "pipelines"), *flags]
     env = {"SOURCES__FEISHU_TASKS__APP_ID": APP_ID, "SOURCES__FEISHU_TASKS__APP_SECRET": APP_SECRET}
     env.update({f"SOURCES__FEISHU_TASKS__{key.upper()}": value for key, value in (config or {}).items()})
+    env.update(code_env(code))
     proc = run_process(args, env)
     if proc.returncode:
         raise RuntimeError(f"our run failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -179,9 +199,14 @@ def compare_case(number: int, tasks: int, latency_ms: float, goal: float, workdi
         ours = run_ours(url, ids, workdir, *NO_LIMITS, "--concurrency", "64")
         ours_default = run_ours(url, ids, workdir, *NO_LIMITS)
         rest = run_rest_api(url, ids, workdir)
+        if BASELINE:  # the other checkout's code, right after: the before side of the same run
+            before = run_ours(url, ids, workdir, *NO_LIMITS, "--concurrency", "64", code=BASELINE)
+            case.figures["baseline_seconds"] = before["seconds"]
+            case.figures["baseline_max_rss_mb"] = before["max_rss_mb"]
+            case.figures["baseline_speedup"] = rest["seconds"] / before["seconds"]
     assert ours["rows"] == rest["rows"] == expected, (ours["rows"], rest["rows"], expected)
     speedup = rest["seconds"] / ours["seconds"]
-    case.figures = {
+    case.figures |= {
         "follower_rows": expected,
         "ours_seconds": ours["seconds"],
         "ours_steps": ours["steps"],
@@ -289,7 +314,104 @@ def million_case(tasks: int, workdir: Path) -> Case:
     return case
 
 
-def run_case(number: int, quick: bool, workdir: Path) -> Case:
+def versions() -> list[tuple[str, Path | None]]:
+    """This checkout's code, and the --baseline checkout's when one is given."""
+    return [("ours", None)] + ([("baseline", BASELINE)] if BASELINE else [])
+
+
+def shapes_case(quick: bool, workdir: Path) -> Case:
+    """Case 5: peak RSS of one big task and of many 50-follower tasks, by ids and with --discover."""
+    case = Case(5, "peak RSS: one task with 40,000 followers; 800 tasks x 50 followers")
+    shapes = [("1 task x 40,000", 1, 40_000), ("800 tasks x 50", 800, 50)]
+    if quick:
+        shapes = [("1 task x 4,000", 1, 4_000), ("80 tasks x 50", 80, 50)]
+    for label, tasks, per_task in shapes:
+        users = max(500, per_task)
+        ids, expected = task_ids_file(workdir, tasks, per_task, users)
+        with simulator(tasks, "--followers-per-task", str(per_task), "--users", str(users)) as url:
+            for name, code in versions():
+                for how, flags in (("by ids", ()), ("--discover", ("--discover",))):
+                    run = run_ours(url, None if flags else ids, workdir, *NO_LIMITS, *flags, code=code)
+                    assert run["rows"] == expected, (run["rows"], expected)
+                    case.figures[f"{label}, {how}: {name} peak MB"] = run["max_rss_mb"]
+                    if name == "ours":
+                        rss = run["max_rss_mb"]
+                        verdict = "met" if rss <= 256 else "MISSED"
+                        case.goals.append(f"{label} {how}: {rss:.0f} MB (goal <= 256 MB): {verdict}")
+    return case
+
+
+def discover_case(quick: bool, workdir: Path) -> Case:
+    """Case 6: --discover --full-refresh against the same tasks given by ids (issue 21, item 5)."""
+    tasks = 2_000 if quick else 20_000
+    case = Case(6, f"{tasks:,} tasks: --discover --full-refresh vs the same tasks by ids")
+    ids, expected = task_ids_file(workdir, tasks)
+    with simulator(tasks) as url:
+        for name, code in versions():
+            by_ids = run_ours(url, ids, workdir, *NO_LIMITS, "--concurrency", "64", code=code)
+            listed = run_ours(
+                url,
+                None,
+                workdir,
+                *NO_LIMITS,
+                "--concurrency",
+                "64",
+                "--discover",
+                "--full-refresh",
+                code=code,
+            )
+            assert by_ids["rows"] == listed["rows"] == expected, (by_ids["rows"], listed["rows"], expected)
+            case.figures[f"{name}: by ids peak MB"] = by_ids["max_rss_mb"]
+            case.figures[f"{name}: --discover --full-refresh peak MB"] = listed["max_rss_mb"]
+            case.figures[f"{name}: by ids / --discover seconds"] = (
+                f"{by_ids['seconds']:.1f} / {listed['seconds']:.1f}"
+            )
+    return case
+
+
+def help_case(quick: bool, workdir: Path) -> Case:
+    """Case 7: ``feishu-followers --help`` and ``run --help``, best and median of several starts."""
+    case = Case(7, "--help and run --help: seconds from process start to exit")
+    repeats = 3 if quick else 7
+    for name, code in versions():
+        for args in (["--help"], ["run", "--help"]):
+            times = sorted(
+                run_process([PY, "-m", "feishu_followers.cli", *args], code_env(code)).seconds
+                for _ in range(repeats)
+            )
+            label = " ".join(args)
+            case.figures[f"{name}: {label} best / median s"] = (
+                f"{times[0]:.3f} / {times[len(times) // 2]:.3f}"
+            )
+            if name == "ours":
+                verdict = "met" if times[len(times) // 2] <= 0.3 else "MISSED"
+                case.goals.append(
+                    f"{label}: median {times[len(times) // 2]:.2f} s (goal <= 0.3 s): {verdict}"
+                )
+    return case
+
+
+def scale_case(sizes: list[int], workdir: Path) -> Case:
+    """Case 8: peak RSS of a first run and of a re-run (previous state read) by tenant size."""
+    case = Case(8, f"peak RSS by tenant size ({', '.join(f'{n:,}' for n in sizes)} tasks x 10 followers)")
+    flags = (*NO_LIMITS, "--concurrency", "64")
+    for tasks in sizes:
+        ids, expected = task_ids_file(workdir, tasks, followers_per_task=10)
+        with simulator(tasks, "--followers-per-task", "10") as url:
+            for name, code in versions():
+                first = run_ours(url, ids, workdir, *flags, code=code)
+                again = run_ours(url, ids, workdir, *flags, run_dir=first["run_dir"], code=code)
+                assert first["rows"] == again["rows"] == expected, (first["rows"], again["rows"], expected)
+                case.figures[f"{tasks:,} tasks, {name}: first / re-run peak MB"] = (
+                    f"{first['max_rss_mb']:.0f} / {again['max_rss_mb']:.0f}"
+                )
+                case.figures[f"{tasks:,} tasks, {name}: first / re-run seconds"] = (
+                    f"{first['seconds']:.1f} / {again['seconds']:.1f}"
+                )
+    return case
+
+
+def run_case(number: int, quick: bool, workdir: Path, sizes: list[int] | None = None) -> Case:
     if number == 1:
         return compare_case(1, 1_000 if quick else 5_000, 20, 3, workdir)
     if number == 2:
@@ -298,6 +420,14 @@ def run_case(number: int, quick: bool, workdir: Path) -> Case:
         return quota_case(300 if quick else 1_500, workdir)
     if number == 4:
         return million_case(10_000 if quick else 100_000, workdir)
+    if number == 5:
+        return shapes_case(quick, workdir)
+    if number == 6:
+        return discover_case(quick, workdir)
+    if number == 7:
+        return help_case(quick, workdir)
+    if number == 8:
+        return scale_case(sizes or ([10_000] if quick else [10_000, 100_000]), workdir)
     raise ValueError(f"no case {number}")
 
 
@@ -339,12 +469,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--case", type=int, action="append", choices=[1, 2, 3, 4])
+    parser.add_argument("--case", type=int, action="append", choices=range(1, 9))
     parser.add_argument("--all", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
+    parser.add_argument("--tasks", type=int, action="append", help="case 8's tenant sizes (repeatable)")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="cases 1, 2, 5-8 also with another checkout's code"
+    )
     args = parser.parse_args(argv)
-    numbers = [1, 2, 3, 4] if args.all else sorted(set(args.case or []))
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
+    numbers = list(range(1, 9)) if args.all else sorted(set(args.case or []))
     if not numbers:
         parser.error("give --case N (repeatable) or --all")
     info = machine()
@@ -352,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="feishu-bench-") as tmp:
         for number in numbers:
-            case = run_case(number, args.quick, Path(tmp))
+            case = run_case(number, args.quick, Path(tmp), args.tasks)
             results.append(case)
             print(f"\n== case {case.number}: {case.title}")
             for key, value in case.figures.items():

@@ -9,6 +9,11 @@ Copy this file into your Dagster project, set dlt's config (env vars or ``.dlt/*
     export DESTINATION__DUCKDB__CREDENTIALS=/data/feishu_followers.duckdb
     dagster dev -f feishu_dagster.py
 
+With Feishu's task events (``feishu-followers listen`` writing a change journal), set
+``SOURCES__FEISHU_TASKS__JOURNAL`` to the journal's path: every run then also reads the tasks the
+journal marks, and the ``feishu_changes`` sensor starts a run when it has new ones (turn it on in
+the UI).
+
 Every source option is read from dlt config when a run starts, not when Dagster loads this file:
 the webserver and the daemon need no Feishu secrets, and a missing one fails the run with dlt's
 message naming the keys it tried. The discover cursor lives in dlt state at the destination;
@@ -20,19 +25,33 @@ its credentials (``DESTINATION__POSTGRES__CREDENTIALS``).
 
 # No `from __future__ import annotations`: Dagster reads the asset function's annotations.
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, AssetSelection, Definitions, ScheduleDefinition, define_asset_job
+from dagster import (
+    AssetExecutionContext,
+    AssetSelection,
+    Definitions,
+    RunRequest,
+    ScheduleDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
 from dagster_dlt import DagsterDltResource, dlt_assets
 from dlt.extract import DltSource
 
 from feishu_followers.post_load import after_load
 from feishu_tasks import FeishuUserCredentials, feishu_tasks
+from feishu_tasks.journal import Journal
 
 PIPELINE_NAME = "feishu_followers"  # the pipeline folder and, for DuckDB, the file's default name
 DATASET_NAME = "feishu_tasks"
 SCHEDULE = "0 * * * *"  # hourly; Feishu's quota is per minute, so any interval works
+CHANGES_EVERY_SECONDS = 30  # how often the sensor looks at the change journal
 
 
 def feishu_pipeline() -> dlt.Pipeline:
@@ -70,9 +89,31 @@ def feishu_tasks_assets(context: AssetExecutionContext, dlt: DagsterDltResource)
 
 feishu_job = define_asset_job("feishu_followers_job", selection=AssetSelection.assets(feishu_tasks_assets))
 
+
+@sensor(job=feishu_job, minimum_interval_seconds=CHANGES_EVERY_SECONDS)
+def feishu_changes(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    """Start a load when the change journal (``feishu-followers listen``) has new changes.
+
+    The journal is the source's own ``journal`` setting (``SOURCES__FEISHU_TASKS__JOURNAL``); the
+    run reads every change since the position its dataset loaded, so the sensor's cursor only
+    says which changes already started a run.
+    """
+    path: str | None = dlt.config.get("sources.feishu_tasks.journal", str)
+    if not path or not Path(path).exists():
+        return SkipReason(
+            "no change journal: set SOURCES__FEISHU_TASKS__JOURNAL and run feishu-followers listen"
+        )
+    with Journal(path) as journal:
+        newest = journal.last_position()
+    if newest <= int(context.cursor or 0):
+        return SkipReason(f"no change since position {context.cursor or 0}")
+    return SensorResult(run_requests=[RunRequest(run_key=f"journal-{newest}")], cursor=str(newest))
+
+
 defs = Definitions(
     assets=[feishu_tasks_assets],
     jobs=[feishu_job],
     schedules=[ScheduleDefinition(job=feishu_job, cron_schedule=SCHEDULE)],
+    sensors=[feishu_changes],
     resources={"dlt": DagsterDltResource()},
 )

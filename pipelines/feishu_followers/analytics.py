@@ -3,7 +3,7 @@
 For notebook users: no SQL for the common questions, and the same answers as the views, from
 a DuckDB file or from the destination of any pipeline that loaded them (Postgres, MotherDuck).
 
-    with FollowerAnalytics.open("feishu_tasks.duckdb") as fa:
+    with FollowerAnalytics.open("feishu_followers.duckdb") as fa:
         fa.follower_count_distribution()
 """
 
@@ -27,6 +27,7 @@ from feishu_tasks.settings import STATUSES
 from .destination import destination_kind
 from .durations import parse_duration
 from .frames import to_frame
+from .options import PIPELINE_NAME
 from .relations import VIEW, dataset_relations, rolled_back
 from .views import STALE_AFTER
 
@@ -64,9 +65,10 @@ class FollowerAnalytics:
 
     @classmethod
     def from_pipeline(
-        cls, pipeline_name: str = "feishu_tasks", pipelines_dir: str | Path | None = None
+        cls, pipeline_name: str = PIPELINE_NAME, pipelines_dir: str | Path | None = None
     ) -> FollowerAnalytics:
-        """The destination and dataset that a dlt pipeline loaded into.
+        """The destination and dataset that a dlt pipeline loaded into: by default the CLI's, the
+        example pipeline's and the recipes' ``feishu_followers``.
 
         dlt's ``pipeline.dataset()`` is not used on purpose: its queries need a sqlglot that the
         installed dlt does not work with. A DuckDB file comes from the pipeline's last trace

@@ -1,24 +1,82 @@
-"""``feishu-followers``: run the load, run the simulator, or run the demo."""
+"""``feishu-followers``: run the load, receive events, run the simulator, or run the demo."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
-from feishu_tasks.errors import FatalError
+from feishu_tasks.errors import ConfigError, FatalError
 from feishu_tasks.settings import FOLLOWERS_APIS, LARK_BASE_URL, USER_ID_TYPES
 
+from .errors import say
 from .lock import PipelineBusy
+from .options import parsed
 
 EXIT_FATAL = 1
+EXIT_USAGE = 2
 EXIT_BUSY = 3
+
+RUN_DESCRIPTION = """\
+Load the followers of Feishu/Lark tasks into DuckDB (or any dlt destination).
+
+Credentials never go on the command line: set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and
+SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET (a self-built app), or
+SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN; or put app_id and app_secret under
+[sources.feishu_tasks.credentials] in .dlt/secrets.toml (in the folder you run from).
+Every option can also come from dlt config: [sources.feishu_tasks] in .dlt/config.toml, or
+env vars such as SOURCES__FEISHU_TASKS__ALL_TASKLISTS=true; a flag wins over both."""
+
+DEMO_DESCRIPTION = """\
+Serve a simulated Feishu tenant on loopback (no app or credentials needed), load it as a
+scheduled run would (every task list, discovery, a few bad ids), and print the summary and
+the first answers."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line: the (sub)command, what is wrong, the closest flag; exit 2.
+
+    argparse would print the whole usage block first, and the top-level one for a flag that
+    a subcommand does not know.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        # "argument --max-requests: --max-requests / sources…: cannot use 'abc'" says the flag once
+        message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def closest(self, word: str, choices: Sequence[str]) -> str:
+        close = difflib.get_close_matches(word, choices, n=1)
+        return f"; did you mean {close[0]}?" if close else ""
+
+    def reject_unknown(self, extras: Sequence[str]) -> NoReturn:
+        """``unrecognized argument --all-tasklsts; did you mean --all-tasklists?``"""
+        word = extras[0]
+        # argparse keeps every option string of the parser and its groups in this mapping
+        known = [option for option in self._option_string_actions if option.startswith("--")]
+        hint = self.closest(word.split("=", 1)[0], known) if word.startswith("-") else ""
+        self.error(f"unrecognized argument {word}{hint}")
+
+
+def checked(name: str) -> Callable[[str], Any]:
+    """A flag's value parsed as the same key from dlt config is, and in the same words when bad."""
+
+    def parse(text: str) -> Any:
+        try:
+            return parsed(name, text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names a type in some of its messages
+    return parse
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +108,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     lists.add_argument(
         "--tasklist-completed",
-        choices=("true", "false"),
+        type=checked("tasklist_completed"),
+        metavar="{true,false}",
         help="only the completed (true) or open (false) tasks of the lists",
     )
     lists.add_argument(
@@ -59,25 +118,43 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="v1 follower list (default), v2 get task (users and apps), or auto (v1, then v2 for list "
         "tasks v1 does not know)",
     )
+    changes = parser.add_argument_group("change capture (Feishu's task events, recorded by `listen`)")
+    changes.add_argument(
+        "--changed",
+        action="store_true",
+        default=None,
+        help="also read every task the change journal marks since the last load",
+    )
+    changes.add_argument(
+        "--journal",
+        metavar="PATH",
+        help="the change journal (default: beside the pipeline's working folder, as `listen` finds it)",
+    )
     sched = parser.add_argument_group("scheduling")
     sched.add_argument(
         "--full-refresh", action="store_true", help="--discover lists every task, not only new ones"
     )
     sched.add_argument(
         "--discover-lookback",
+        type=checked("discover_lookback"),
         metavar="DURATION",
         help="re-list tasks created this long before the newest update seen (default 1d)",
     )
     sched.add_argument(
         "--stale-after",
+        type=checked("stale_after"),
         metavar="DURATION",
         help="also re-fetch known tasks whose last successful fetch is older (e.g. 6h), oldest first",
     )
     sched.add_argument(
-        "--max-requests", type=int, metavar="N", help="cap the run's API calls; the rest waits for later runs"
+        "--max-requests",
+        type=checked("max_requests"),
+        metavar="N",
+        help="cap the run's API calls; the rest waits for later runs",
     )
     sched.add_argument(
         "--lock-timeout",
+        type=checked("lock_timeout"),
         metavar="DURATION",
         help="how long to wait for a DuckDB file that another process holds (default 5m)",
     )
@@ -99,9 +176,24 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     api.add_argument(
         "--user-id-type", choices=USER_ID_TYPES, help="id type of follower ids (default open_id)"
     )
-    api.add_argument("--concurrency", type=int, help="requests in flight at once (default 32)")
-    api.add_argument("--max-rps", type=float, help="requests per second ceiling (default 50; 0 = off)")
-    api.add_argument("--max-rpm", type=float, help="requests per minute ceiling (default 1000; 0 = off)")
+    api.add_argument(
+        "--concurrency",
+        type=checked("concurrency"),
+        metavar="N",
+        help="requests in flight at once (default 32)",
+    )
+    api.add_argument(
+        "--max-rps",
+        type=checked("max_rps"),
+        metavar="N",
+        help="requests per second ceiling (default 50; 0 = off)",
+    )
+    api.add_argument(
+        "--max-rpm",
+        type=checked("max_rpm"),
+        metavar="N",
+        help="requests per minute ceiling (default 1000; 0 = off)",
+    )
     dest = parser.add_argument_group("destination")
     dest.add_argument(
         "--destination",
@@ -112,7 +204,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     dest.add_argument("--duckdb", metavar="PATH", help="DuckDB file (default ./feishu_followers.duckdb)")
     dest.add_argument("--dataset", metavar="NAME", help="dataset (schema) name (default feishu_tasks)")
     dest.add_argument(
-        "--pipelines-dir", metavar="DIR", help="dlt's working folder (default ~/.dlt/pipelines)"
+        "--pipelines-dir",
+        metavar="DIR",
+        help="dlt's working folder (default dlt's: ~/.dlt/pipelines, as root /var/dlt/pipelines)",
     )
     dest.add_argument(
         "--memory-budget",
@@ -130,6 +224,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print the summary as one JSON object (stdout)")
     out.add_argument(
         "--progress-interval",
+        type=checked("progress_interval"),
         metavar="DURATION",
         help="not on a terminal: a progress line this often (default 30s; 0 = none)",
     )
@@ -140,26 +235,87 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address of the request URL server (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="its port (default 8000; 0 = any free one)")
+    parser.add_argument(
+        "--long-connection", action="store_true", help="Feishu's WebSocket delivery (custom apps) instead"
+    )
+    host = parser.add_mutually_exclusive_group()
+    host.add_argument("--base-url", help="API host of the long connection (default https://open.feishu.cn)")
+    host.add_argument("--lark", dest="base_url", action="store_const", const=LARK_BASE_URL, help="use Lark")
+    parser.add_argument(
+        "--journal", metavar="PATH", help="the change journal (default: where `run` finds it)"
+    )
+    parser.add_argument("--pipelines-dir", metavar="DIR", help="dlt's working folder, as given to `run`")
+    parser.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
+
+
+def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
+    """The top-level parser, and each subcommand's (for its one-line usage errors)."""
+    parser = OneLineParser(
         prog="feishu-followers",
         description="Load Feishu/Lark task followers into DuckDB (or any dlt destination) with dlt.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    _add_run_arguments(commands.add_parser("run", help="load followers of the given tasks"))
-    commands.add_parser("simulate", help="serve the bundled Feishu API simulator (see simulate --help)")
-    demo = commands.add_parser("demo", help="run the whole pipeline against the simulator")
-    demo.add_argument("--duckdb", metavar="PATH", default="./feishu_demo.duckdb")
-    demo.add_argument("--tasks", type=int, default=300)
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--pipelines-dir", metavar="DIR")
-    demo.add_argument("--quiet", action="store_true")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{run,listen,simulate,demo}", parser_class=OneLineParser
+    )
+    run = commands.add_parser(
+        "run",
+        help="load followers of the given tasks",
+        description=RUN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_arguments(run)
+    listen = commands.add_parser(
+        "listen",
+        help="receive Feishu's task events into the change journal",
+        description="Serve Feishu's event subscription (request URL or long connection) and record "
+        "each task event in the change journal that `run --changed` reads.",
+    )
+    _add_listen_arguments(listen)
+    simulate = commands.add_parser(
+        "simulate", help="serve the bundled Feishu API simulator (see simulate --help)"
+    )
+    demo = commands.add_parser(
+        "demo", help="run the whole pipeline against the simulator", description=DEMO_DESCRIPTION
+    )
+    demo.add_argument(
+        "--duckdb", metavar="PATH", default="./feishu_demo.duckdb", help="where to load (default %(default)s)"
+    )
+    demo.add_argument(
+        "--tasks",
+        type=int,
+        metavar="N",
+        default=300,
+        help="tasks in the simulated tenant (default %(default)s)",
+    )
+    demo.add_argument(
+        "--seed", type=int, default=42, help="the simulated tenant's random seed: same seed, same tenant"
+    )
+    demo.add_argument(
+        "--pipelines-dir",
+        metavar="DIR",
+        help="dlt's working folder (default dlt's: ~/.dlt/pipelines, as root /var/dlt/pipelines)",
+    )
+    demo.add_argument("--quiet", action="store_true", help="no notes on stderr while it runs")
     demo.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
-    return parser
+    return parser, {"run": run, "listen": listen, "simulate": simulate, "demo": demo}
 
 
-def _say(line: str) -> None:
-    print(f"feishu-followers: {line}", file=sys.stderr, flush=True)
+def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line, or exit 2 with one line (the subcommand's, naming the closest flag)."""
+    parser, subcommands = build_parser()
+    if argv and not argv[0].startswith("-") and argv[0] not in subcommands:
+        parser.error(f"unknown command {argv[0]!r}{parser.closest(argv[0], list(subcommands))}")
+    args, extras = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.error("choose a command: run, listen, simulate or demo")
+    if extras:
+        subcommands[args.command].reject_unknown(extras)
+    return args
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -184,7 +340,7 @@ def _run(args: argparse.Namespace) -> int:
             if stop.signum is None:
                 raise
             display.stop()  # before the line, which must be the last on screen
-            _say(f"stopped by {signal_name(stop.signum)}: {exc}")  # e.g. while waiting for the file
+            say(f"stopped by {signal_name(stop.signum)}: {exc}")  # e.g. while waiting for the file
             return stop.exit_code
     stopped_by = signal_name(stop.signum) if stop.signum is not None else None
     if options.dry_run:
@@ -198,7 +354,7 @@ def _run(args: argparse.Namespace) -> int:
     if stop.signum is None:
         return 0
     stats = result.stats
-    _say(
+    say(
         f"stopped by {signal_name(stop.signum)}: {stats.tasks_done} tasks fetched and loaded; "
         "the rest waits for the next run"
     )
@@ -214,6 +370,12 @@ def _demo(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from .listen import listen
+
+    return listen(vars(args))
 
 
 def _abort_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -232,28 +394,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         simulate(argv[1:], prog="feishu-followers simulate")
         return 0
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     if not getattr(args, "verbose", False):
         # dlt logs every failed load job with its traceback (hundreds of lines for one full disk);
         # our one line says what failed. --verbose (or RUNTIME__LOG_LEVEL) brings dlt's log back.
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     if not sys.warnoptions and not getattr(args, "verbose", False):
         warnings.simplefilter("ignore")  # dependencies' warnings are not for the person running us
-    handlers: dict[str, Any] = {"run": _run, "demo": _demo}
+    handlers: dict[str, Any] = {"run": _run, "demo": _demo, "listen": _listen}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM, or one before the run started
         signum = getattr(exc, "signum", signal.SIGINT)
-        _say(f"aborted by {signal.Signals(signum).name}; the next run completes what this one left")
+        say(f"aborted by {signal.Signals(signum).name}; the next run completes what this one left")
         return 128 + signum
     except FatalError as exc:  # the one-line promise: fatal errors end in a single clear line
-        _say(f"error: {exc}")
+        say(f"error: {exc}")
         return EXIT_BUSY if isinstance(exc, PipelineBusy) else EXIT_FATAL
     except Exception as exc:  # a bug: still one line, the traceback only when asked for
         if getattr(args, "verbose", False):
             traceback.print_exc()
         text = str(exc).strip().splitlines()
-        _say(
+        say(
             f"error: unexpected {type(exc).__name__}: {text[0] if text else ''} "
             "(a bug: please report it; --verbose shows the traceback)"
         )

@@ -8,6 +8,9 @@ app belongs to and lists the tasks it can see, as a real scheduled load would.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import duckdb
 
 from feishu_simulator import Faults, Simulator, World
@@ -18,6 +21,7 @@ from .summary import format_summary
 
 DEMO_APP_ID = "cli_demo"
 DEMO_APP_SECRET = "demo-secret"  # the simulator's own fake app, not a real credential
+DEMO_PIPELINE_NAME = "feishu_followers_demo"  # beside the real pipeline (feishu_followers), never it
 
 
 def demo_world(tasks: int, seed: int) -> tuple[World, list[str]]:
@@ -29,6 +33,38 @@ def demo_world(tasks: int, seed: int) -> tuple[World, list[str]]:
         world.set_forbidden(task_id, True)
     extra = [*forbidden, "00000000-0000-4000-8000-000000000000", "not-a-task-id"]
     return world, extra
+
+
+def demo_run_options(
+    base_url: str,
+    duckdb_path: str,
+    task_ids: list[str],
+    pipelines_dir: str | None = None,
+    quiet: bool = False,
+    stale_after: timedelta | None = None,
+    **source_args: Any,
+) -> RunOptions:
+    """A run against the simulated tenant, read as a scheduled load reads a real one: every task
+    list the app belongs to (task v2 for the list tasks that v1 does not know), the tasks it can
+    list, and ``task_ids``. The notebook's further loads use it too (``stale_after=0``: all again).
+    """
+    return RunOptions(
+        task_ids=task_ids,
+        discover=True,
+        all_tasklists=True,
+        duckdb_path=duckdb_path,
+        pipeline_name=DEMO_PIPELINE_NAME,
+        pipelines_dir=pipelines_dir,
+        quiet=quiet,
+        stale_after=stale_after,
+        source_args={
+            "base_url": base_url,
+            "credentials": {"app_id": DEMO_APP_ID, "app_secret": DEMO_APP_SECRET},
+            "backoff_base_seconds": 0.05,
+            "followers_api": "auto",  # v1, and v2 for the list tasks that v1 does not know
+            **source_args,
+        },
+    )
 
 
 def run_demo(
@@ -45,27 +81,13 @@ def run_demo(
         seed=seed,
     )
     with Simulator(world, faults=faults, app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET) as sim:
-        options = RunOptions(
-            task_ids=extra_ids,
-            discover=True,
-            all_tasklists=True,
-            duckdb_path=duckdb_path,
-            pipeline_name="feishu_tasks_demo",
-            pipelines_dir=pipelines_dir,
-            quiet=quiet,
-            source_args={
-                "base_url": sim.base_url,
-                "credentials": {"app_id": DEMO_APP_ID, "app_secret": DEMO_APP_SECRET},
-                "backoff_base_seconds": 0.05,
-                "followers_api": "auto",  # v1, and v2 for the list tasks that v1 does not know
-            },
-        )
+        options = demo_run_options(sim.base_url, duckdb_path, extra_ids, pipelines_dir, quiet)
         result = run(options)
     return "\n".join([format_summary(result), "", highlights(duckdb_path, options.dataset)])
 
 
 def highlights(duckdb_path: str, dataset: str) -> str:
-    """The first questions an analyst asks, answered from the loaded tables."""
+    """The first questions an analyst asks, answered from everything loaded so far (every run)."""
     with duckdb.connect(duckdb_path, read_only=True) as con:
         outcomes = con.execute(
             f"select status, count(*) from {dataset}.task_fetch_status group by 1 order by 2 desc"
@@ -73,17 +95,15 @@ def highlights(duckdb_path: str, dataset: str) -> str:
         lists = con.execute(
             f"select status, count(*) from {dataset}.tasklist_fetch_status group by 1 order by 2 desc"
         ).fetchall()
-        top_tasks = con.execute(
-            f"""select f.task_id, any_value(coalesce(t.summary, l.summary)), count(distinct f.follower_id) n
-                from {dataset}.task_followers f left join {dataset}.tasks t on t.id = f.task_id
-                left join {dataset}.tasklist_tasks l on l.task_guid = f.task_id
-                group by 1 order by n desc, 1 limit 5"""
+        top_tasks = con.execute(  # the view takes each task's summary from whichever table has it
+            f"""select task_id, summary, followers from {dataset}.followers_per_task
+                order by followers desc, task_id limit 5"""
         ).fetchall()
         top_followers = con.execute(
             f"""select follower_id, count(*) as n from {dataset}.task_followers
                 group by 1 order by n desc, 1 limit 5"""
         ).fetchall()
-    lines = ["Task lists by outcome:"]
+    lines = [f"All that {duckdb_path} holds now (this run and any before it):", "Task lists by outcome:"]
     lines += [f"  {status:<14} {count}" for status, count in lists]
     lines.append("Tasks by outcome:")
     lines += [f"  {status:<14} {count}" for status, count in outcomes]

@@ -1,9 +1,11 @@
-"""Turning a failed run into the one line the user needs."""
+"""Turning a failed run into the one line the user needs, and printing our lines on stderr."""
 
 from __future__ import annotations
 
 import errno
+import importlib.metadata
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -17,11 +19,23 @@ from dlt.common.configuration.exceptions import (
 )
 from dlt.common.configuration.specs.base_configuration import extract_inner_hint, is_secret_hint
 from dlt.common.destination.exceptions import DestinationTerminalException
+from dlt.common.exceptions import MissingDependencyException
 from dlt.destinations.exceptions import DatabaseException
 from dlt.destinations.sql_client import SqlClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
+from packaging.requirements import Requirement  # dlt's own dependency
 
 from feishu_tasks.errors import FatalError
+
+PREFIX = "feishu-followers: "  # every line we print on stderr starts so: greppable in a scheduler's log
+DISTRIBUTION = "feishu-task-followers"  # our package, whose extras install dlt's (``[postgres]``)
+EXTRA_MARKER = re.compile(r'extra == "([^"]+)"')
+DLT_EXTRA = re.compile(r"dlt\[(\w+)\]")
+
+
+def say(line: str) -> None:
+    """One line of ours on stderr (a note, what a run waits for, an error)."""
+    print(f"{PREFIX}{line}", file=sys.stderr, flush=True)
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
@@ -40,40 +54,96 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 ENV_PROVIDER = "Environment Variables"
+TOP_SECTIONS = ("sources", "destination")  # where people configure a source and a destination
 
 
-def _env_key(traces: list[LookupTrace]) -> str | None:
+def _env_trace(traces: list[LookupTrace]) -> LookupTrace | None:
     """The env var a user would set: the most specific one without a doubled section.
 
     dlt tries ``SOURCES__FEISHU_TASKS__FEISHU_TASKS__CREDENTIALS__APP_ID`` first (the source's
-    section and name are both ``feishu_tasks``); the key people write is the one without it.
+    section and name are both ``feishu_tasks``), and a destination's keys under the pipeline's
+    name first (``FEISHU_FOLLOWERS__DESTINATION__…``); the keys people write are the others.
     """
-    keys = [
-        (len(t.sections), t.key)
+    candidates = [
+        t
         for t in traces
         if t.provider == ENV_PROVIDER and not any(map(str.__eq__, t.sections, t.sections[1:]))
     ]
-    return max(keys)[1] if keys else None
+
+    def rank(t: LookupTrace) -> tuple[bool, int]:
+        return (not t.sections or t.sections[0] in TOP_SECTIONS, len(t.sections))
+
+    return max(candidates, key=rank) if candidates else None
 
 
 def _plain(traces: Sequence[LookupTrace | LookupTraces]) -> list[LookupTrace]:
     return [t for t in traces if isinstance(t, LookupTrace)]
 
 
+def _choice(fields: dict[str, list[LookupTrace]]) -> tuple[str, str, str]:
+    """One way to configure: (env vars, TOML keys, TOML section), each joined with "and"."""
+    found = {name: _env_trace(traces) for name, traces in fields.items()}
+    env = " and ".join(t.key if t else name for name, t in found.items())
+    toml_keys = " and ".join(found)
+    sections = {".".join(t.sections) for t in found.values() if t}
+    return env, toml_keys, sections.pop() if len(sections) == 1 else ""
+
+
 def missing_config_line(exc: ConfigFieldMissingException) -> str:
-    """dlt's missing-field report as one line that names the env vars to set."""
-    choices: list[str] = []
+    """dlt's missing-field report as one line that names the env vars and the TOML keys to set.
+
+    The TOML keys are spelled out: a pip-installed user has no example file to copy.
+    """
+    choices: list[tuple[str, str, str]] = []
     for field, traces in exc.traces.items():
         nested = [t for t in traces if isinstance(t, LookupTraces)]
         for spec in nested:  # an embedded spec (credentials), or each member of a union of specs
-            keys = [_env_key(_plain(t)) or name for name, t in spec.traces.items()]
-            choices.append(" and ".join(keys))
+            choices.append(_choice({name: _plain(t) for name, t in spec.traces.items()}))
         if not nested:
-            choices.append(_env_key(_plain(traces)) or field)
-    return (
-        f"missing configuration: set {' or '.join(choices)} "
-        "(env vars, or the same keys in .dlt/secrets.toml; see .dlt/secrets.toml.example)"
-    )
+            choices.append(_choice({field: _plain(traces)}))
+    env = " or ".join(choice[0] for choice in choices)
+    toml = " or ".join(choice[1] for choice in choices)
+    sections = {choice[2] for choice in choices}
+    where = f"under [{sections.pop()}] " if len(sections) == 1 and "" not in sections else ""
+    return f"missing configuration: set {env} (env vars), or {toml} {where}in .dlt/secrets.toml"
+
+
+def _extra_of_ours(kind: str) -> str | None:
+    """Our extra that installs ``dlt[kind]`` (``postgres``), read from our package's metadata."""
+    try:
+        requirements = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree without installing
+        return None
+    for text in requirements:
+        requirement = Requirement(text)
+        extra = EXTRA_MARKER.search(str(requirement.marker or ""))
+        if requirement.name == "dlt" and kind in requirement.extras and extra:
+            return f"{DISTRIBUTION}[{extra[1]}]"
+    return None
+
+
+def install_command(dependencies: Sequence[str]) -> str:
+    """``pip install "feishu-task-followers[postgres]"`` where our extra brings dlt's, else dlt's own."""
+    named = []
+    for dependency in dependencies:
+        extra = DLT_EXTRA.fullmatch(dependency)
+        named.append((_extra_of_ours(extra[1]) if extra else None) or dependency)
+    return "pip install " + " ".join(f'"{name}"' for name in named)
+
+
+def missing_packages_line(what: str, dependencies: Sequence[str], module: str | None = None) -> str:
+    """``the postgres destination needs packages that are not installed …: pip install "…"``."""
+    missing = f" (no module named {module!r})" if module else ""
+    return f"the {what} needs packages that are not installed{missing}: {install_command(dependencies)}"
+
+
+def _missing_dependency(exc: BaseException) -> str | None:
+    """dlt's MissingDependencyException (a destination's driver, e.g. psycopg2) as one line."""
+    if not isinstance(exc, MissingDependencyException):
+        return None
+    cause = exc.__cause__ or exc.__context__  # dlt raises it while handling the ModuleNotFoundError
+    module = cause.name if isinstance(cause, ModuleNotFoundError) else None
+    return missing_packages_line(exc.caller, exc.dependencies, module)
 
 
 DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded")
@@ -146,8 +216,9 @@ def _destination(exc: BaseException) -> str | None:
 
 
 # In this order over the whole chain of causes: our own line first, then a full disk (the real
-# cause, whatever failed after it), DuckDB's memory limit, configuration, the destination's words.
-_EXPLAINERS = (_ours, _disk_full, _out_of_memory, _configuration, _destination)
+# cause, whatever failed after it), DuckDB's memory limit, a missing package, configuration, then
+# the destination's own words.
+_EXPLAINERS = (_ours, _disk_full, _out_of_memory, _missing_dependency, _configuration, _destination)
 
 
 def explain_failure(exc: BaseException) -> str | None:

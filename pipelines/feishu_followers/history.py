@@ -16,6 +16,7 @@ from typing import Any
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
+from feishu_tasks.settings import FOLLOWER_SET_KNOWN
 from feishu_tasks.tables import (
     DLT_LOADS,
     HISTORY_LOADS,
@@ -26,7 +27,14 @@ from feishu_tasks.tables import (
     TASK_FOLLOWERS,
 )
 
-from .relations import BASE_TABLE, create_own_table, dataset_relations, declares_primary_keys, empty_relation
+from .relations import (
+    BASE_TABLE,
+    create_own_table,
+    dataset_relations,
+    declares_primary_keys,
+    empty_relation,
+    table_columns,
+)
 
 HISTORY_TABLE = TASK_FOLLOWER_HISTORY.name
 APPLIED_TABLE = HISTORY_LOADS.name
@@ -35,6 +43,17 @@ _MADE_HERE = (TASK_FOLLOWER_HISTORY, TASK_FIRST_SEEN, HISTORY_LOADS)
 
 # Portable SQL (DuckDB, MotherDuck, Postgres): standard types, %s parameters. {names} are
 # qualified table names, filled in by ``_qualified_names``.
+
+# The tasks whose follower set one load learned, and when that set held: the time of the event
+# that explains the change, else the fetch's (``observed_at``; a dataset loaded before it existed
+# has only ``fetched_at``). Its one parameter is the load id.
+_KNOWN = ", ".join(f"'{status}'" for status in FOLLOWER_SET_KNOWN)
+_FETCHED_OK = (
+    """(select task_id, {observed} as fetched_at from {task_fetch_status}
+                  where _dlt_load_id = %s and status in ("""
+    + _KNOWN
+    + "))"
+)
 
 # Completed loads of the schema whose history is not applied yet, oldest first.
 _PENDING_LOADS = """select load_id from {_dlt_loads} where status = 0 and schema_name = %s
@@ -56,9 +75,8 @@ _SAME_FOLLOW = (
     "{a}.task_id = {b}.task_id and {a}.follower_id = {b}.follower_id and {a}.user_id_type = {b}.user_id_type"
 )
 _APPLY_LOAD = (
-    # the tasks the load fetched successfully, when; their follows now; their open intervals
-    """create table {_feishu_work_ok} as select task_id, fetched_at from {task_fetch_status}
-        where _dlt_load_id = %s and status = 'ok'""",
+    # the tasks whose follower set the load learned, when; their follows now; their open intervals
+    "create table {_feishu_work_ok} as select k.task_id, k.fetched_at from {fetched_ok} k",
     """create table {_feishu_work_current} as select f.task_id, f.follower_id, f.user_id_type
         from {task_followers} f join {_feishu_work_ok} k on k.task_id = f.task_id""",
     """create table {_feishu_work_open} as
@@ -114,6 +132,9 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
             names["task_followers"] = empty_relation(TASK_FOLLOWERS)
         dialect = "other" if declares_primary_keys(client) else "duckdb"
         names |= {"row_locator": _ROW_LOCATOR[dialect], "same_interval": _SAME_INTERVAL[dialect]}
+        status_columns = table_columns(client, TASK_FETCH_STATUS.name)
+        observed = "coalesce(observed_at, fetched_at)" if "observed_at" in status_columns else "fetched_at"
+        names["fetched_ok"] = _FETCHED_OK.format(observed=observed, **names)
         for table in _MADE_HERE:
             create_own_table(client, table, relations)
         rows = client.execute_sql(_PENDING_LOADS.format(**names), pipeline.default_schema_name)

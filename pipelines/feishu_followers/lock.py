@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -52,18 +52,28 @@ def _lock_file(path: Path, what: str) -> Path:
 
 
 @contextmanager
-def run_lock(pipeline_name: str, pipelines_dir: str | Path, duckdb_path: str | Path | None) -> Iterator[None]:
-    """Hold the pipeline's lock and, for a DuckDB destination, the file's, for the whole run."""
+def run_lock(
+    pipeline_name: str,
+    pipelines_dir: str | Path,
+    duckdb_path: str | Path | None,
+    former_names: Sequence[str] = (),
+) -> Iterator[None]:
+    """Hold the pipeline's lock and, for a DuckDB destination, the file's, for the whole run.
+
+    ``former_names``: names the pipeline had before (migration.py); an older version locks
+    those, so they are held too.
+    """
     with ExitStack() as locks:
-        pipeline_lock = _lock_file(Path(pipelines_dir) / f".{pipeline_name}.lock", "the pipelines folder")
-        locks.enter_context(
-            _flock(
-                pipeline_lock,
-                f"another run of pipeline {pipeline_name!r} is in progress (lock {pipeline_lock}); "
-                "wait for it to finish",
-                "the pipelines folder",
+        for name in (pipeline_name, *former_names):
+            pipeline_lock = _lock_file(Path(pipelines_dir) / f".{name}.lock", "the pipelines folder")
+            locks.enter_context(
+                _flock(
+                    pipeline_lock,
+                    f"another run of pipeline {name!r} is in progress (lock {pipeline_lock}); "
+                    "wait for it to finish",
+                    "the pipelines folder",
+                )
             )
-        )
         if duckdb_path is not None:
             database = Path(duckdb_path).resolve()
             file_lock = _lock_file(database.with_name(database.name + ".lock"), "the DuckDB file's folder")

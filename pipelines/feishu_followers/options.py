@@ -21,6 +21,14 @@ from .budget import DEFAULT_BUDGET, MIN_BUDGET, MemoryPlan, parse_size, plan_mem
 from .durations import parse_duration
 
 SECTION = "sources.feishu_tasks"
+# The pipeline's name, as in the example pipeline and the Dagster and Airflow recipes: one dlt
+# state and one dataset whichever runs the load. (DuckDB's default file is named after it, never
+# like the dataset.) The CLI's former name is migrated (migration.py).
+PIPELINE_NAME = "feishu_followers"
+NO_TASKS = (
+    "no task ids given: use --task-id, --task-ids-file, --task-ids-query, --tasklist, "
+    "--all-tasklists, --discover, --stale-after or --changed"
+)
 
 # Source arguments that a flag may set; the rest dlt resolves inside the source.
 SOURCE_FLAGS = (
@@ -92,6 +100,7 @@ def _seconds(value: Any) -> float:
 # Run options read from flags or dlt config: name → (parser, what it accepts).
 PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "discover": (parse_bool, "true or false"),
+    "changed": (parse_bool, "true or false"),
     "all_tasklists": (parse_bool, "true or false"),
     "tasklist_completed": (parse_bool, "true or false"),
     "quiet": (parse_bool, "true or false"),
@@ -106,9 +115,33 @@ PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
 }
 
 
+def _count_or_rate(value: Any) -> float:
+    """A number, at least 0 (0 switches a ceiling off)."""
+    number = float(str(value).strip())
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(value)
+    return number
+
+
+def _positive_count(value: Any) -> int:
+    number = parse_count(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+# Source arguments a flag may set, checked as the run options are (the source checks its
+# config values itself, in the same words).
+FLAG_PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "concurrency": (_positive_count, "a whole number, at least 1"),
+    "max_rps": (_count_or_rate, "a number of requests per second, at least 0 (0 = no ceiling)"),
+    "max_rpm": (_count_or_rate, "a number of requests per minute, at least 0 (0 = no ceiling)"),
+}
+
+
 def parsed(name: str, value: Any) -> Any:
     """``value`` of run option ``name`` in its type; a ConfigError naming the key otherwise."""
-    parse, accepts = PARSERS[name]
+    parse, accepts = PARSERS[name] if name in PARSERS else FLAG_PARSERS[name]
     try:
         return parse(value)
     except (ValueError, TypeError, FatalError):
@@ -132,7 +165,7 @@ class RunOptions:
     destination: str = "duckdb"  # a dlt destination name; its credentials come from dlt config
     duckdb_path: str = "./feishu_followers.duckdb"
     dataset: str = "feishu_tasks"
-    pipeline_name: str = "feishu_tasks"
+    pipeline_name: str = PIPELINE_NAME
     pipelines_dir: str | None = None
     memory_budget: str = DEFAULT_BUDGET  # the process's memory; sets DuckDB's limit and the parts
     duckdb_memory_limit: str | None = None  # DuckDB's share of the budget, when set explicitly
@@ -141,6 +174,8 @@ class RunOptions:
     progress_interval: float = 30.0  # seconds between progress lines when not on a terminal (0 = none)
     full_refresh: bool = False
     stale_after: timedelta | None = None
+    changed: bool = False  # read the tasks the change journal marks
+    journal: str | None = None  # the change journal's path (None: beside the pipeline's working folder)
     max_requests: int | None = None
     dry_run: bool = False
     rows_per_load: int | None = None  # follower rows per dlt load: None = from the budget, 0 = one load
@@ -149,19 +184,24 @@ class RunOptions:
 
     @classmethod
     def resolve(cls, flags: dict[str, Any]) -> RunOptions:
-        """Merge explicit flags (None = not given) over dlt config and defaults."""
+        """Merge explicit flags (None = not given) over dlt config and defaults.
+
+        Flag values come typed (the command line parses them with ``parsed``, so a bad one is
+        a usage error in the same words); config values are parsed here.
+        """
 
         def pick(name: str, default: Any) -> Any:
             return flags[name] if flags.get(name) is not None else from_config(name, default)
 
         def typed(name: str, default: Any) -> Any:
-            value = pick(name, None)
+            if flags.get(name) is not None:
+                return flags[name]
+            value = from_config(name, None)
             return default if value is None else parsed(name, value)
 
         source_args = {name: flags[name] for name in SOURCE_FLAGS if flags.get(name) is not None}
         if flags.get("discover_lookback") is not None:
-            lookback = parsed("discover_lookback", flags["discover_lookback"])
-            source_args["discover_lookback_seconds"] = int(lookback)
+            source_args["discover_lookback_seconds"] = int(flags["discover_lookback"])
         return cls(
             task_ids=list(flags.get("task_ids") or []),
             task_ids_file=flags.get("task_ids_file"),
@@ -182,6 +222,8 @@ class RunOptions:
             progress_interval=typed("progress_interval", cls.progress_interval),
             full_refresh=bool(flags.get("full_refresh")),
             stale_after=typed("stale_after", None),
+            changed=bool(flags.get("changed")) or typed("changed", False),
+            journal=pick("journal", None),
             max_requests=typed("max_requests", None),
             dry_run=bool(flags.get("dry_run")),
             rows_per_load=typed("rows_per_load", None),
@@ -195,3 +237,25 @@ class RunOptions:
         budget = parsed("memory_budget", self.memory_budget)
         limit = parsed("duckdb_memory_limit", self.duckdb_memory_limit) if self.duckdb_memory_limit else None
         return plan_memory(budget, limit, self.rows_per_load)
+
+    def names_tasks(self) -> bool:
+        """Whether any way to find tasks is given (ids, a file, a query, lists, discovery, the sweep,
+        the change journal)."""
+        listed = self.discover or self.tasklists or self.all_tasklists or self.changed
+        given = self.task_ids or self.task_ids_file or self.task_ids_query
+        return bool(listed or given or self.stale_after is not None)
+
+    def source_arguments(self, task_ids: list[str]) -> dict[str, Any]:
+        """The arguments of ``feishu_tasks(...)`` for this run; dlt config supplies the rest."""
+        stale_seconds = self.stale_after.total_seconds() if self.stale_after is not None else None
+        return {
+            "task_ids": task_ids,
+            "discover": self.discover,
+            "tasklists": self.tasklists,
+            "all_tasklists": self.all_tasklists,
+            "tasklist_completed": self.tasklist_completed,
+            "full_refresh": self.full_refresh,
+            "stale_after_seconds": stale_seconds,
+            "max_requests": self.max_requests,
+            **self.source_args,
+        }

@@ -30,6 +30,7 @@ from feishu_tasks.ratelimit import PacingRules
 from feishu_tasks.settings import STATUS_FAILED, STATUS_FORBIDDEN, STATUS_INVALID
 from feishu_tasks.stats import FetchStats
 
+from .errors import PREFIX, say
 from .eta import SendHistory, fetch_seconds_left, requests_left, seconds_to_send
 
 TICK_SECONDS = 0.25
@@ -154,7 +155,7 @@ def format_line(figures: Figures | None, step: tuple[str, float] | None) -> str 
         f = figures
         pacing = pacing_words(f.pacing) + (f"; {held_words(f)}" if f.held else "")
         return (
-            f"feishu-followers: fetch {duration(f.elapsed)}: "
+            f"{PREFIX}fetch {duration(f.elapsed)}: "
             f"tasks {f.tasks_done}/{f.tasks_total}{'+' if f.listing else ''} ({f.percent}%), "
             f"requests {f.requests} at {f.rate_now:.1f}/s ({pacing}), "
             f"retries {f.retries} (429s {f.rate_limited}), "
@@ -163,7 +164,7 @@ def format_line(figures: Figures | None, step: tuple[str, float] | None) -> str 
     if step is not None:
         name, seconds = step
         done = f" (fetch done: {figures.tasks_done} tasks in {duration(figures.elapsed)})" if figures else ""
-        return f"feishu-followers: {name} {duration(seconds)}{done}"
+        return f"{PREFIX}{name} {duration(seconds)}{done}"
     return None
 
 
@@ -202,7 +203,7 @@ class Display:
     # -- what the runner calls
     def notify(self, line: str) -> None:
         """A notice of the runner (e.g. what it waits for): always shown, never overwritten."""
-        print(f"feishu-followers: {line}", file=sys.stderr, flush=True)
+        say(line)
 
     def on_step(self, name: str, started: bool) -> None:
         """A step after the fetch starts or ends (``run(..., on_step=)``)."""
@@ -330,7 +331,7 @@ class LiveDisplay(Display):
         super().start()
 
     def notify(self, line: str) -> None:
-        self.console.print(f"feishu-followers: {line}", markup=False, highlight=False, soft_wrap=True)
+        self.console.print(f"{PREFIX}{line}", markup=False, highlight=False, soft_wrap=True)
 
     def step_done(self, name: str, seconds: float) -> None:
         self.step = None

@@ -10,7 +10,6 @@ fetched is still loaded.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from dlt.extract import DltSource
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
 from feishu_tasks.errors import FatalError
+from feishu_tasks.journal import default_journal_path
 from feishu_tasks.known_tasks import count_stale, estimated_requests
 from feishu_tasks.stats import FetchStats
 from feishu_tasks.task_ids import read_task_ids_file
@@ -38,13 +38,15 @@ from .destination import (
     query_task_ids,
     skipped_steps_note,
 )
-from .errors import fatal_errors_as_one_line
+from .errors import fatal_errors_as_one_line, say
 from .history import apply_history
 from .housekeeping import prune_completed_packages
 from .lock import run_lock
-from .options import RunOptions
+from .migration import adopt_former_folder, former_names
+from .options import NO_TASKS, PIPELINE_NAME, RunOptions
 from .ownership import claim_working_folder
 from .post_load import after_load
+from .preflight import check_before_start
 from .set_aside import set_aside_when_terminal
 from .steps import StepCollector, dlt_log_collector
 from .waiting import busy_reason, wait_while_busy
@@ -78,12 +80,17 @@ def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
     if options.task_ids_query:
         ids += query_task_ids(pipeline, options)
     listed = options.discover or options.tasklists or options.all_tasklists
-    if not ids and not listed and options.stale_after is None:
-        raise FatalError(
-            "no task ids given: use --task-id, --task-ids-file, --task-ids-query, --tasklist, "
-            "--all-tasklists, --discover or --stale-after"
-        )
+    if not ids and not listed and options.stale_after is None and not options.changed:
+        raise FatalError(NO_TASKS)  # e.g. an ids file with none in it
     return ids
+
+
+def journal_path(options: RunOptions) -> Path:
+    """The change journal: ``--journal``, else beside the pipeline's working folder (where ``listen``
+    of the same pipeline options writes it)."""
+    if options.journal:
+        return Path(options.journal)
+    return default_journal_path(options.pipelines_dir or get_dlt_pipelines_dir(), options.pipeline_name)
 
 
 def make_pipeline(
@@ -186,19 +193,9 @@ class Run:
             return self.result
         self.inputs.dry_run = options.dry_run
         self.inputs.rows_per_part = options.memory.rows_per_part
-        stale_seconds = options.stale_after.total_seconds() if options.stale_after is not None else None
+        journal = str(journal_path(options)) if options.changed else None
         with run_control(self.control):
-            source = feishu_tasks(
-                task_ids=task_ids,
-                discover=options.discover,
-                tasklists=options.tasklists,
-                all_tasklists=options.all_tasklists,
-                tasklist_completed=options.tasklist_completed,
-                full_refresh=options.full_refresh,
-                stale_after_seconds=stale_seconds,
-                max_requests=options.max_requests,
-                **options.source_args,
-            )
+            source = feishu_tasks(**options.source_arguments(task_ids), journal=journal)
         if options.dry_run:
             self.dry_run(pipeline, source)
         else:
@@ -257,29 +254,31 @@ def _load_pending(pipeline: dlt.Pipeline) -> LoadInfo:
     return pipeline.load()
 
 
-def _to_stderr(line: str) -> None:
-    print(f"feishu-followers: {line}", file=sys.stderr, flush=True)
-
-
 def run(
     options: RunOptions,
     control: RunControl | None = None,
-    notify: Callable[[str], None] = _to_stderr,
+    notify: Callable[[str], None] = say,
     on_step: Callable[[str, bool], None] | None = None,
 ) -> RunResult:
     """Load followers per ``options``; raises FatalError (one line) when the run cannot go on.
 
-    Order of work: take the locks (before anything touches dlt's working folder or the
-    destination) → wait for the DuckDB file if a reader holds it → finish what an earlier run
-    left pending → fetch and load in parts, history and views after each → prune dlt's folder.
+    Order of work: check the configuration (creating nothing) → take the locks (before
+    anything touches dlt's working folder or the destination) → adopt the pipeline's folder
+    of its former name → wait for the DuckDB file if a reader holds it → finish what an earlier
+    run left pending → fetch and load in parts, history and views after each → prune dlt's folder.
     ``control`` lets the caller read live counters and stop the run early (see RunControl);
     ``notify`` prints what the run waits for; ``on_step`` hears of the steps after the fetch.
     """
     started = time.monotonic()
+    with fatal_errors_as_one_line():
+        check_before_start(options)
     pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
     the_run = Run(options, control or RunControl(), notify, on_step)
     duckdb_file = checked_duckdb_file(options) if options.destination == DEFAULT_DESTINATION else None
-    with run_lock(options.pipeline_name, pipelines_dir, duckdb_file), fatal_errors_as_one_line():
+    former = former_names(options.pipeline_name, pipelines_dir, PIPELINE_NAME)
+    with run_lock(options.pipeline_name, pipelines_dir, duckdb_file, former), fatal_errors_as_one_line():
+        if former:
+            adopt_former_folder(pipelines_dir, options.pipeline_name, notify)
         result = the_run.execute()
     result.elapsed_seconds = time.monotonic() - started
     return result

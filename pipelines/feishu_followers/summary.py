@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from feishu_tasks.settings import DEFAULT_MAX_RPM, DEFAULT_MAX_RPS, STATUS_OK, STATUSES
+from feishu_tasks.settings import ALL_STATUSES, DEFAULT_MAX_RPM, DEFAULT_MAX_RPS, STATUS_OK, STATUSES
 from feishu_tasks.stats import FetchStats
 
 from .destination import describe
 from .eta import paced_by
 from .run import RunResult
+
+
+def tasks_per_status(stats: FetchStats) -> dict[str, int]:
+    """Tasks per outcome: the usual ones always, a deleted count where there is one."""
+    counts = {status: stats.tasks_by_status.get(status, 0) for status in STATUSES}
+    return counts | {s: n for s in ALL_STATUSES if (n := stats.tasks_by_status.get(s, 0)) and s not in counts}
 
 
 def fetch_seconds(stats: FetchStats) -> float | None:
@@ -56,7 +62,7 @@ def not_ok_line(result: RunResult) -> str | None:
 
 def _by_status(stats: FetchStats) -> str:
     """``ok 294, invalid_task 3, no_permission 2, failed 1``: every status, zeros included."""
-    return ", ".join(f"{status} {stats.tasks_by_status.get(status, 0)}" for status in STATUSES)
+    return ", ".join(f"{status} {count}" for status, count in tasks_per_status(stats).items())
 
 
 def outcome_line(result: RunResult) -> str:
@@ -83,10 +89,10 @@ def _tasklists_line(stats: FetchStats) -> list[str]:
 
 
 def format_summary(result: RunResult) -> str:
-    """Tasks by outcome, followers, requests and time, in a few greppable lines."""
+    """Tasks by outcome, followers, requests and time, in a few greppable lines: this run's figures."""
     stats = result.stats
     lines = [
-        f"feishu-followers: loaded into {describe(result.options)} "
+        f"feishu-followers: this run loaded into {describe(result.options)} "
         f"(dataset {result.options.dataset}) in {result.elapsed_seconds:.1f} s",
         *_tasklists_line(stats),
         f"  tasks: {sum(stats.tasks_by_status.values())} ({_by_status(stats)})",
@@ -123,7 +129,7 @@ def summary_json(result: RunResult, stopped_by: str | None = None) -> dict[str, 
         "elapsed_seconds": round(result.elapsed_seconds, 3),
         "fetch_seconds": None if seconds is None else round(seconds, 3),
         "stopped_by": stopped_by,
-        "tasks": {"total": stats.tasks_done, **{s: stats.tasks_by_status.get(s, 0) for s in STATUSES}},
+        "tasks": {"total": stats.tasks_done, **tasks_per_status(stats)},
         "tasklists": dict(stats.tasklists_by_status),
         "listing_problems": list(stats.listing_problems),
         "not_fetched": {"max_requests": stats.skipped_by_budget, "stopped": stats.interrupted},

@@ -22,13 +22,15 @@ from typing import Any
 import dlt
 from dlt.destinations.sql_client import SqlClientBase
 
-from feishu_tasks.settings import STATUSES
+from feishu_tasks.settings import NEVER_DUE, STATUSES
 from feishu_tasks.tables import (
     DLT_LOADS,
     TASK_FETCH_STATUS,
     TASK_FIRST_SEEN,
     TASK_FOLLOWER_HISTORY,
     TASK_FOLLOWERS,
+    TASKLIST_TASKS,
+    TASKS,
     VIEW_HASHES,
 )
 
@@ -57,13 +59,15 @@ BUCKETS: tuple[tuple[int, str, int, int | None], ...] = (
 
 # The tables the views read; a table not loaded yet becomes an empty relation of its columns.
 _SOURCES = (TASK_FOLLOWERS, TASK_FETCH_STATUS, TASK_FOLLOWER_HISTORY, TASK_FIRST_SEEN, DLT_LOADS)
-# Task fields shown beside follower counts: (column in ``tasks``, name in the view, type).
-_TASK_FIELDS = (
-    ("summary", "summary", "varchar"),
-    ("create_time", "create_time", "timestamptz"),
-    ("update_time", "update_time", "timestamptz"),
-    ("complete_time", "complete_time", "timestamptz"),
-    ("due__time", "due_time", "timestamptz"),
+# Task fields shown beside follower counts: (name in the view, type, column in ``tasks``, column
+# in ``tasklist_tasks`` or None). A task's field comes from whichever table has it: ``tasks``
+# (--discover) first, else the task lists' listing (--all-tasklists, the recommended mode).
+_TASK_FIELDS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("summary", "varchar", "summary", "summary"),
+    ("create_time", "timestamptz", "create_time", None),
+    ("update_time", "timestamptz", "update_time", None),
+    ("complete_time", "timestamptz", "complete_time", "completed_at"),
+    ("due_time", "timestamptz", "due__time", "due_at"),
 )
 
 
@@ -86,8 +90,11 @@ def refresh_views(client: SqlClientBase[Any]) -> list[str]:
         table.name: name(table.name) if relations.get(table.name) == BASE_TABLE else empty_relation(table)
         for table in _SOURCES
     }
-    task_columns = table_columns(client, "tasks") if relations.get("tasks") == BASE_TABLE else set()
-    views = _view_sql(client, sources, task_columns)
+    loaded = {
+        table: table_columns(client, table) if relations.get(table) == BASE_TABLE else set()
+        for table in (TASKS.name, TASKLIST_TASKS.name)
+    }
+    views = _view_sql(client, sources, _task_fields(client, loaded[TASKS.name], loaded[TASKLIST_TASKS.name]))
     wanted = {view: hashlib.sha256(sql.encode()).hexdigest() for view, sql in views.items()}
     if _recorded(client, relations) == wanted and all(relations.get(view) == VIEW for view in views):
         return list(views)
@@ -112,7 +119,31 @@ def _recorded(client: SqlClientBase[Any], relations: dict[str, str]) -> dict[str
     return {str(view): str(digest) for view, digest in rows or ()}
 
 
-def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set[str]) -> dict[str, str]:
+def _task_fields(
+    client: SqlClientBase[Any], task_columns: set[str], list_columns: set[str]
+) -> tuple[str, str]:
+    """The task fields' select list, and the joins that bring them (``k.task_id`` is the task)."""
+    name = client.make_qualified_table_name
+    has_lists = "task_guid" in list_columns
+    listed = {field: column for field, _, _, column in _TASK_FIELDS if has_lists and column in list_columns}
+    expressions = []
+    for field, kind, task_column, _ in _TASK_FIELDS:
+        found = [f"t.{quote(client, task_column)}"] if task_column in task_columns else []
+        found += [f"l.{field}"] if field in listed else []
+        value = f"coalesce({', '.join(found)})" if len(found) > 1 else found[0] if found else "null"
+        expressions.append(f"cast({value} as {kind}) as {field}")
+    joins = f"left join {name(TASKS.name)} t on t.id = k.task_id" if task_columns else ""
+    if listed:  # a task in several lists has a row in each, with the same fields: one per task
+        per_task = ", ".join(f"max({quote(client, column)}) as {field}" for field, column in listed.items())
+        joins += f"""
+            left join (select task_guid, {per_task} from {name(TASKLIST_TASKS.name)} group by task_guid) l
+              on l.task_guid = k.task_id"""
+    return ", ".join(expressions), joins
+
+
+def _view_sql(
+    client: SqlClientBase[Any], src: dict[str, str], task_fields: tuple[str, str]
+) -> dict[str, str]:
     """Name → SQL of each view, in creation order (later views read earlier ones).
 
     Every source in a FROM has an alias: it may be a subquery (a table not loaded yet), and
@@ -122,19 +153,14 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
     def view(name: str) -> str:
         return client.make_qualified_table_name(name)
 
-    fields = ", ".join(
-        f"t.{quote(client, column)} as {name}"
-        if column in task_columns
-        else f"cast(null as {kind}) as {name}"
-        for column, name, kind in _TASK_FIELDS
-    )
-    field_names = ", ".join(name for _, name, _ in _TASK_FIELDS)
-    tasks_join = f"left join {view('tasks')} t on t.id = k.task_id" if task_columns else ""
+    fields, tasks_join = task_fields
+    field_names = ", ".join(field for field, _, _, _ in _TASK_FIELDS)
     buckets = ", ".join(
         f"({o}, '{label}', {lo}, {'null' if hi is None else hi})" for o, label, lo, hi in BUCKETS
     )
     statuses = ", ".join(f"({i}, '{status}')" for i, status in enumerate(STATUSES, 1))
     stale_after = f"interval '{int(STALE_AFTER.total_seconds())} seconds'"
+    never_due = ", ".join(f"'{status}'" for status in NEVER_DUE)
     # A follow counts as added when it appeared after the task's first successful fetch;
     # follows seen by that first fetch were already there (see history.py).
     events = f"""
@@ -232,10 +258,10 @@ def _view_sql(client: SqlClientBase[Any], src: dict[str, str], task_columns: set
             select task_id, status, error_code, error_msg, follower_count, user_id_type, fetched_at,
                    last_ok_at, now() - coalesce(last_ok_at, fetched_at) as age
             from {src["task_fetch_status"]} s""",
-        # Same rule as ``--stale-after``: invalid ids are never due again.
+        # Same rule as ``--stale-after``: invalid ids and deleted tasks are never due again.
         "stale_tasks": f"""
             select * from {view("task_last_fetch")}
-            where status <> 'invalid_task' and age > {stale_after}
+            where status not in ({never_due}) and age > {stale_after}
             order by age desc, task_id""",
         "load_health": f"""
             with known(status_order, status) as (values {statuses}),

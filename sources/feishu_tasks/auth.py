@@ -70,16 +70,17 @@ class UserToken:
     def rejection_message(self, code: int | None, msg: str) -> str:
         return (
             f"Feishu rejected the user access token (code {code}: {msg}); supply a fresh one "
-            "in SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN or use app_id/app_secret instead"
+            "in SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN or use app_id/app_secret instead"
         )
 
 
-class TenantToken:
-    """Tenant access token of a self-built app, fetched once and refreshed before it expires.
+class CachedToken:
+    """A token fetched when first needed, shared by every request, renewed before it expires.
 
-    The token endpoint gets the same care as the business endpoints: rate limits are waited
-    out (``x-ogw-ratelimit-reset``), 5xx, timeouts and bad bodies are retried with backoff.
-    Only the endpoint's own non-zero ``code`` says the credentials are wrong.
+    The token endpoints get the same care as the business endpoints: rate limits are waited out
+    (``x-ogw-ratelimit-reset``), 5xx, timeouts and bad bodies are retried with backoff. Only an
+    endpoint's own non-zero ``code`` says the credentials are wrong (``_issue`` decides what that
+    means). Subclasses say what to ask for.
     """
 
     can_refresh = True
@@ -87,15 +88,11 @@ class TenantToken:
     def __init__(
         self,
         http: PlainHttp,
-        app_id: str,
-        app_secret: str,
         retry: RetryPolicy,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._http = http
-        self.app_id = app_id
-        self._app_secret = app_secret
         self._retry = retry
         self._clock = clock
         self._sleep = sleep
@@ -118,12 +115,8 @@ class TenantToken:
         if self._token == token:
             self._token = None
 
-    def rejection_message(self, code: int | None, msg: str) -> str:
-        return (
-            f"Feishu rejected a freshly issued tenant access token for app_id {self.app_id!r} "
-            f"(code {code}: {msg}); check that the app is enabled for this tenant and has the "
-            "task:task:readonly scope"
-        )
+    async def _issue(self) -> TokenIssued:
+        raise NotImplementedError
 
     async def _fetch(self) -> None:
         issued = await self._issue()
@@ -134,45 +127,34 @@ class TenantToken:
         self._token = issued.token
         self._refresh_at = self._clock() + refresh_delay(lifetime)
 
-    async def _issue(self) -> TokenIssued:
-        """A token from the endpoint, retried as the verdicts say; FatalError when none comes."""
+    async def _post(self, path: str, payload: dict[str, str], field: str) -> TokenIssued | CredentialsRefused:
+        """POST until the endpoint issues a token or refuses; FatalError when it never answers."""
         attempts = Attempts(self._retry)
         while True:
-            verdict = await self._ask()
+            try:
+                reply = await self._http.post_json(path, payload)
+                verdict: TokenVerdict = classify_token(reply.status, reply.headers, reply.body, field)
+            except NoAnswer as exc:
+                verdict = Transient(exc.reason, bad_body=exc.bad_body)
             try:
                 match verdict:
-                    case TokenIssued():
+                    case TokenIssued() | CredentialsRefused():
                         return verdict
-                    case CredentialsRefused():
-                        raise CredentialsError(
-                            f"Feishu refused the app credentials for app_id {self.app_id!r} "
-                            f"(code {verdict.code}: {verdict.msg}); check SOURCES__FEISHU_TASKS__APP_ID "
-                            "and SOURCES__FEISHU_TASKS__APP_SECRET"
-                        )
                     case RateLimited():
                         wait = attempts.after_rate_limit(verdict)
                     case Transient() | Malformed():
                         wait = attempts.after_failure(verdict)
             except TaskError as exc:
-                raise self._unreachable(verdict, exc) from None
+                raise self._unreachable(path, field, verdict, exc) from None
             await self._sleep(wait)
 
-    async def _ask(self) -> TokenVerdict:
-        payload = {"app_id": self.app_id, "app_secret": self._app_secret}
-        try:
-            reply = await self._http.post_json(TENANT_TOKEN_PATH, payload)
-        except NoAnswer as exc:
-            return Transient(exc.reason, bad_body=exc.bad_body)
-        return classify_token(reply.status, reply.headers, reply.body)
-
-    def _unreachable(self, last: TokenVerdict, exc: TaskError) -> FatalError:
-        """The one line when the token endpoint never gave a token: its last answer, and what to check."""
-        where = f"the token endpoint {self._http.base_url}{TENANT_TOKEN_PATH}"
+    def _unreachable(self, path: str, field: str, last: TokenVerdict, exc: TaskError) -> FatalError:
+        """The one line when a token endpoint never gave a token: its last answer, and what to check."""
+        where = f"the token endpoint {self._http.base_url}{path}"
         if isinstance(last, Transient) and last.bad_body:
             return BadAnswersError(f"{where} does not answer like the Feishu API ({exc}); check base_url")
-        return FatalError(
-            f"could not get a tenant access token from {where} ({exc}); check base_url and the network"
-        )
+        what = field.replace("_", " ")
+        return FatalError(f"could not get a {what} from {where} ({exc}); check base_url and the network")
 
     def _warn_unusable_expire(self) -> None:
         if not self._warned_expire:
@@ -183,3 +165,38 @@ class TenantToken:
                 TOKEN_FALLBACK_LIFETIME_SECONDS,
                 refresh_delay(TOKEN_FALLBACK_LIFETIME_SECONDS),
             )
+
+
+class TenantToken(CachedToken):
+    """Tenant access token of a self-built (custom) app, from its app id and secret."""
+
+    def __init__(
+        self,
+        http: PlainHttp,
+        app_id: str,
+        app_secret: str,
+        retry: RetryPolicy,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(http, retry, clock, sleep)
+        self.app_id = app_id
+        self._app_secret = app_secret
+
+    def rejection_message(self, code: int | None, msg: str) -> str:
+        return (
+            f"Feishu rejected a freshly issued tenant access token for app_id {self.app_id!r} "
+            f"(code {code}: {msg}); check that the app is enabled for this tenant and has the "
+            "task:task:readonly scope"
+        )
+
+    async def _issue(self) -> TokenIssued:
+        payload = {"app_id": self.app_id, "app_secret": self._app_secret}
+        verdict = await self._post(TENANT_TOKEN_PATH, payload, "tenant_access_token")
+        if isinstance(verdict, CredentialsRefused):
+            raise CredentialsError(
+                f"Feishu refused the app credentials for app_id {self.app_id!r} "
+                f"(code {verdict.code}: {verdict.msg}); check SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID "
+                "and SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET"
+            )
+        return verdict

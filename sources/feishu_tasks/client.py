@@ -47,7 +47,7 @@ from .settings import (
     TOKEN_REFRESHABLE_CODES,
 )
 from .stats import FetchStats
-from .transport import NoAnswer, PlainHttp, Reply, ShardedHttp
+from .transport import NoAnswer, PlainHttp, PooledHttp, Reply
 from .watches import CredentialsWatch, FirstAnswersWatch
 
 T = TypeVar("T")
@@ -277,9 +277,9 @@ class ClientSettings:
 async def open_client(
     settings: ClientSettings, stats: FetchStats, max_requests: int | None = None
 ) -> AsyncIterator[FeishuClient]:
-    """Sharded pools for the business GETs, one plain client for the (rare) token requests."""
+    """One aiohttp pool for the business GETs, one httpx client for the (rare) token requests."""
     deadline = settings.timeout_seconds
-    sharded = ShardedHttp(settings.base_url, settings.concurrency, deadline)
+    pooled = PooledHttp(settings.base_url, settings.concurrency, deadline)
     try:
         async with httpx.AsyncClient(base_url=settings.base_url, timeout=deadline) as http:
             tokens: TokenSource
@@ -290,12 +290,14 @@ async def open_client(
                 tokens = UserToken(settings.user_access_token)
             else:
                 raise FatalError(
-                    "no credentials: set SOURCES__FEISHU_TASKS__APP_ID and SOURCES__FEISHU_TASKS__APP_SECRET "
-                    "(or SOURCES__FEISHU_TASKS__USER_ACCESS_TOKEN), or put them in .dlt/secrets.toml"
+                    "no credentials: set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
+                    "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET (or "
+                    "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN), or app_id and app_secret "
+                    "under [sources.feishu_tasks.credentials] in .dlt/secrets.toml"
                 )
             pacing = Pacing(settings.max_rps, settings.max_rpm, settings.endpoint_limits)
             yield FeishuClient(
-                sharded,
+                pooled,
                 tokens,
                 pacing,
                 settings.retry,
@@ -306,4 +308,4 @@ async def open_client(
                 settings.base_url,
             )
     finally:
-        await sharded.aclose()
+        await pooled.aclose()

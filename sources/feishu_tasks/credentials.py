@@ -6,6 +6,11 @@ dlt resolves them like any verified source's credentials, from ``.dlt/secrets.to
 ``ConfigFieldMissingException`` names every key it tried. The shorter keys without the
 ``credentials`` section (``SOURCES__FEISHU_TASKS__APP_ID``, ``[sources.feishu_tasks] app_id``)
 are read too, because the connector documented them before it had a credentials spec.
+
+Both kinds may also hold the app's event secrets, ``encrypt_key`` and ``verification_token``
+(the developer console's "Events and callbacks" page), which ``feishu-followers listen`` needs and
+a load does not: optional here, required by ``listen`` (which resolves them, like these, from dlt
+config, in ``feishu_followers.listen_settings``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class FeishuAppCredentials(CredentialsConfiguration):
     # dlt requires a field whose hint is not Optional; None only means "not resolved yet".
     app_id: str = None  # type: ignore[assignment]
     app_secret: TSecretStrValue = None  # type: ignore[assignment]
+    encrypt_key: TSecretStrValue | None = None
+    verification_token: TSecretStrValue | None = None
 
     def on_partial(self) -> None:
         _fill_from_source_section(self, ("app_id", "app_secret"))
@@ -49,6 +56,8 @@ class FeishuUserCredentials(CredentialsConfiguration):
     """A user access token (``u-...``): it sees what that user sees, and cannot be refreshed here."""
 
     user_access_token: TSecretStrValue = None  # type: ignore[assignment]
+    encrypt_key: TSecretStrValue | None = None
+    verification_token: TSecretStrValue | None = None
 
     def on_partial(self) -> None:
         _fill_from_source_section(self, ("user_access_token",))

@@ -35,6 +35,8 @@ class TaskOutcome:
     error_msg: str | None = None
     log_id: str | None = None
     api: str | None = None  # "v1" or "v2": which API answered (None: no request was sent)
+    # When an event explains the change, the event's time (else None: the fetch's time stands).
+    event_time: datetime | None = None
 
 
 def invalid_outcome(task_id: str, reason: str) -> TaskOutcome:

@@ -9,7 +9,10 @@ followers. A list that cannot be read is data (its status row); only when nothin
 be read, and the run has no other input, does it stop.
 
 ``discover`` lists the tasks the token can see through v1's list endpoint (the tasks the app
-created or was added to), page by page.
+created or was added to), page by page. Each listed task object carries its ``followers``
+array; it is dropped as the page arrives (``LISTED_TASK_DROPS``): the follower relation is
+``task_followers``, read page by page from the follower endpoint, and the arrays were a second
+copy of it that dlt loaded row by row (``tasks__followers``: 3 GB of RSS at 20,000 tasks).
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ _LIST_STATUS_BY_CODE = {
 }
 
 Enqueue = Callable[[str, str], Awaitable[None]]
+
+# Fields of a listed task object that are not loaded with it (see the module's docstring).
+LISTED_TASK_DROPS = ("followers",)
 
 
 # ---------------------------------------------------------------------------- task lists (v2)
@@ -179,4 +185,7 @@ async def iter_task_pages(
         params["start_create_time"] = str(int(start_create_time))
     pages = client.paginate(LIST_TASKS.path(), params, parse_tasks_page, client.listing_bounds, LIST_TASKS)
     async for page in pages:
+        for task in page.items:
+            for name in LISTED_TASK_DROPS:
+                task.pop(name, None)
         yield page.items

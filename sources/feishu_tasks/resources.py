@@ -33,7 +33,8 @@ from .items import (
     TasklistDone,
     TasklistsListed,
 )
-from .known_tasks import multi_page_tasks, previous_last_ok, stale_task_ids
+from .journal import Journal, TaskChange, latest_per_task
+from .known_tasks import previous_last_ok, read_known_tasks
 from .rows import (
     followers_table,
     id_list_table,
@@ -44,9 +45,12 @@ from .rows import (
     tasklist_task_rows,
 )
 from .scheduler import FetchPlan, FetchScheduler
+from .settings import STATUS_FAILED
 from .tables import SOURCE_TABLES, TOMBSTONE, Table
 
 CURSOR_KEY = "discover"
+JOURNAL_KEY = "journal"  # source state: {"position": the last journal position this dataset loaded}
+MAX_REQUEUES = 3  # loads that may fail to read a changed task before the stale sweep is left to it
 
 Rows: TypeAlias = Any  # an Arrow table, or a list of row dicts (pyarrow has no type hints)
 
@@ -67,10 +71,12 @@ class FollowerFetch:
         lookback_seconds: int,
         full_refresh: bool,
         stale_after: timedelta | None = None,
+        journal_path: str | None = None,
     ) -> None:
         self.plan, self.settings, self.control = plan, settings, control
         self.lookback_seconds, self.full_refresh = int(lookback_seconds), full_refresh
         self.stale_after = stale_after
+        self.journal = JournalReading(journal_path) if journal_path else None
         self._items: Iterator[FetchItem] | None = None
         self.previous_ok: Mapping[str, datetime] = {}
         self.previous_list_ok: Mapping[str, datetime] = {}
@@ -81,15 +87,18 @@ class FollowerFetch:
     def _start(self) -> Iterator[FetchItem]:
         """Read what the destination knows and the discover cursor, then start the fetch thread."""
         pipeline, plan = dlt.current.pipeline(), self.plan
-        if not self.control.inputs.dry_run:
-            self.previous_ok = previous_last_ok(pipeline)
-            if plan.reads_tasklists:
-                self.previous_list_ok = previous_last_ok(pipeline, "tasklist_fetch_status", "tasklist_guid")
+        dry_run = self.control.inputs.dry_run
+        # per task, on disk (ledger.py): a failure keeps its last_ok_at; --max-requests admits whole
+        # tasks and the display counts what is left (pages); the stale sweep
+        known = read_known_tasks(pipeline, self.stale_after, with_last_ok=not dry_run)
+        self.previous_ok, plan.expected_pages = known.last_ok, known.pages
         if self.stale_after is not None:
-            plan.sweep_task_ids = stale_task_ids(pipeline, self.stale_after)
-        # --max-requests admits whole tasks; the display counts what is left
-        plan.expected_pages = multi_page_tasks(pipeline)
+            plan.sweep_task_ids = known.sweep
+        if plan.reads_tasklists and not dry_run:  # one row per list: a dict is fine
+            self.previous_list_ok = previous_last_ok(pipeline, "tasklist_fetch_status", "tasklist_guid")
         self.keeps_tombstones = _destination_merges()
+        if self.journal is not None:
+            plan.changed = self.journal.start(pipeline.pipeline_name, dry_run=self.control.inputs.dry_run)
         cursor = _discover_cursor()
         if plan.discover and not self.full_refresh and cursor.get("max_update_time"):
             plan.discover_since = max(0, int(cursor["max_update_time"]) - self.lookback_seconds)
@@ -108,9 +117,13 @@ class FollowerFetch:
                 continue
             yield item
             if isinstance(item, OutcomeBatch):
+                if self.journal is not None:
+                    self.journal.note(item)
                 rows += item.rows
                 if part and rows >= part:
                     return  # the rest goes into the next part
+        if self.journal is not None and not self.control.inputs.dry_run:
+            self.journal.finish(stopped=self.control.inputs.stop.is_set())
         self.control.report.finished = True
 
     def _advance_cursor(self, done: DiscoveryDone) -> None:
@@ -132,6 +145,53 @@ class FollowerFetch:
         if table.tombstones and not self.keeps_tombstones:
             rows = [row for row in rows if not row[TOMBSTONE]]
         return [self.common_values | row for row in rows] if self.common_values else rows
+
+
+class JournalReading:
+    """The changes a load reads from the change journal, and the position it moves on to.
+
+    The position lives in the source's dlt state, which commits with the load: a run killed at
+    any moment reads the same changes again, never skips one. At the start, the position the
+    destination holds is acknowledged to the journal (which prunes what every consumer loaded).
+    The position moves only when every marked task was handed to dlt in a run not asked to stop;
+    tasks the run could not finish (a request cap, a failure) are marked again first, a few times.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.changed: dict[str, TaskChange] = {}
+        self.finished_ids: set[str] = set()
+        self.failed_ids: set[str] = set()
+        self.end = 0
+
+    def start(self, consumer: str, dry_run: bool) -> dict[str, TaskChange]:
+        state = dlt.current.source_state().setdefault(JOURNAL_KEY, {})
+        position = int(state.get("position", 0))
+        with Journal(self.path) as journal:
+            if not dry_run:
+                journal.acknowledge(consumer, position)
+            entries = journal.changes_after(position)
+        self.end = entries[-1].position if entries else position
+        self.changed = latest_per_task(entries)
+        return self.changed
+
+    def note(self, batch: OutcomeBatch) -> None:
+        for outcome in batch.outcomes:
+            if outcome.task_id in self.changed:
+                self.finished_ids.add(outcome.task_id)
+                if outcome.status == STATUS_FAILED:
+                    self.failed_ids.add(outcome.task_id)
+
+    def finish(self, stopped: bool) -> None:
+        """Move the position past what was read (marking again what could not be finished)."""
+        if stopped:
+            return  # the next run reads all of them again
+        unread = [c for task, c in self.changed.items() if task not in self.finished_ids]
+        retry = [self.changed[task] for task in self.failed_ids if self.changed[task].attempts < MAX_REQUEUES]
+        if unread or retry:
+            with Journal(self.path) as journal:
+                journal.requeue([*unread, *retry], "requeued")
+        dlt.current.source_state().setdefault(JOURNAL_KEY, {})["position"] = self.end
 
 
 def _discover_cursor() -> dict[str, Any]:

@@ -181,8 +181,10 @@ def classify(status: int, headers: Headers, body: bytes, family: Family = "v1") 
     return TaskFailed(ApiError(status, code, msg, log_id))
 
 
-def classify_token(status: int, headers: Headers, body: bytes) -> TokenVerdict:
-    """The verdict on one answer of the tenant token endpoint (a flat object, no ``data``)."""
+def classify_token(
+    status: int, headers: Headers, body: bytes, field: str = "tenant_access_token"
+) -> TokenVerdict:
+    """The verdict on one answer of a token endpoint (a flat object, no ``data``) issuing ``field``."""
     answer = _json_object(body)
     if type(answer) is not dict or not _is_code(answer.get("code")):
         return _not_an_envelope(status, headers, body, answer)
@@ -195,9 +197,9 @@ def classify_token(status: int, headers: Headers, body: bytes) -> TokenVerdict:
         return CredentialsRefused(code, server_text(answer.get("msg")))
     if not 200 <= status < 300:
         return Transient(f"HTTP {status} with code 0")
-    token = answer.get("tenant_access_token", MISSING)
+    token = answer.get(field, MISSING)
     if not usable_token(token):
-        return Malformed("code 0 without a usable tenant_access_token")
+        return Malformed(f"code 0 without a usable {field}")
     return TokenIssued(token, positive_seconds(answer.get("expire")))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from .items import LIST_OK, TasklistOutcome, TaskOutcome
-from .settings import STATUS_OK
+from .settings import FOLLOWER_SET_KNOWN, STATUS_OK
 from .tables import TASK_FETCH_STATUS, TASK_FOLLOWERS, TASK_FOLLOWERS_ID_LIST, TOMBSTONE, Table
 
 # The Arrow type of each of the registry's data types.
@@ -59,7 +59,7 @@ def followers_table(outcomes: Iterable[TaskOutcome], user_id_type: str) -> pa.Ta
     ids: list[str] = []
     tombstones: list[bool] = []
     for outcome in outcomes:
-        if outcome.status != STATUS_OK:
+        if outcome.status not in FOLLOWER_SET_KNOWN:
             continue  # a failed task keeps the rows it had
         if not outcome.followers:
             task_ids.append(outcome.task_id)
@@ -103,7 +103,7 @@ def id_list_table(outcomes: Iterable[TaskOutcome]) -> pa.Table:
         rows[TOMBSTONE].append(tombstone)
 
     for outcome in outcomes:
-        if outcome.status != STATUS_OK:
+        if outcome.status not in FOLLOWER_SET_KNOWN:
             continue
         listed = False
         for follower in outcome.followers:
@@ -131,11 +131,27 @@ def status_table(
             "user_id_type": user_id_type,
             "api": o.api,
             "fetched_at": o.fetched_at,
-            "last_ok_at": o.fetched_at if o.status == STATUS_OK else previous_ok.get(o.task_id),
+            "last_ok_at": o.fetched_at if o.status in FOLLOWER_SET_KNOWN else previous_ok.get(o.task_id),
+            "observed_at": observed_at(o, previous_ok.get(o.task_id)),
         }
         for o in outcomes
     ]
     return pa.Table.from_pylist(rows, schema=STATUS_SCHEMA)
+
+
+def observed_at(outcome: TaskOutcome, previous: datetime | None) -> datetime | None:
+    """When the follower set read is known to hold: the time of the event that explains a change,
+    else the fetch's time; null when the outcome says nothing about the set.
+
+    An event can arrive hours late: a change it explains happened after the task's previous
+    observation, so its time is never taken from before that (nor after this fetch).
+    """
+    if outcome.status not in FOLLOWER_SET_KNOWN:
+        return None
+    if outcome.event_time is None:
+        return outcome.fetched_at
+    floor = max(outcome.event_time, previous) if previous is not None else outcome.event_time
+    return min(floor, outcome.fetched_at)
 
 
 _SECONDS_FIELDS = ("create_time", "update_time", "complete_time")

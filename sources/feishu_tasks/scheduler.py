@@ -3,8 +3,9 @@
 Order of work: the given ids, then the tasks of the task lists (``listings``), then the
 tasks a listing finds (``discover``), then the stale sweep, each id once. The listings run
 beside the fetch, ahead of it, so the run's total (``FetchStats.tasks_queued``) is known early,
-not only when the fetch nears its end; the ids they find wait in a plain queue (each is held in
-the set of seen ids anyway). ``concurrency`` workers take ids from a bounded queue; a task
+not only when the fetch nears its end. Every id the run takes goes into ``ledger.TakenTasks``
+(on disk: the dedupe set and the queue in one, so 1,000,000 ids cost no memory), and the
+feeder reads them back in order. ``concurrency`` workers take ids from a bounded queue; a task
 starts only while its expected requests fit under ``max_requests`` (``Admission``); finished
 outcomes are grouped into batches of about ``batch_rows`` rows (``Batcher``) and emitted to the
 thread bridge. When the runner asks to stop, no new task starts and the requests in flight are
@@ -16,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from .client import ClientSettings, FeishuClient, open_client
@@ -27,12 +30,23 @@ from .endpoints import FOLLOWERS, GET_TASK
 from .errors import BudgetExhausted, FatalError, TaskError
 from .followers import fetch_task_followers, fetch_task_followers_v2
 from .items import DiscoveredTasks, DiscoveryDone, Emit, OutcomeBatch, TaskOutcome, invalid_outcome
+from .journal import FOLLOWER_EVENT_TYPES, TaskChange
+from .ledger import TakenTasks
 from .listings import ListReading, iter_task_pages
-from .settings import CODE_INVALID_TASK, DEFAULT_FOLLOWERS_API, DEFAULT_USER_ID_TYPE
+from .settings import (
+    CODE_INVALID_TASK,
+    DEFAULT_FOLLOWERS_API,
+    DEFAULT_USER_ID_TYPE,
+    STATUS_DELETED,
+    STATUS_INVALID,
+)
 from .stats import FetchStats
-from .task_ids import normalize_task_id, unique_in_order
+from .task_ids import normalize_task_id, task_key
 
 STOP_POLL_SECONDS = 0.1
+FEED_CHUNK = 1_000  # ids the feeder reads from the ledger at a time
+INVALID_ID = "not a task id: a UUID was expected"
+CHANGED = "changed"  # why a task is read: the change journal marks it
 
 Connect = Callable[[ClientSettings, FetchStats, "int | None"], AbstractAsyncContextManager[FeishuClient]]
 
@@ -52,9 +66,11 @@ class FetchPlan:
     max_requests: int | None = None
     batch_rows: int = 20_000
     # Known tasks due again (the stale sweep), oldest first; fetched after the others.
-    sweep_task_ids: Sequence[str] = ()
+    sweep_task_ids: Collection[str] = ()
     # Requests each known task took last time (when more than one), so max_requests admits whole tasks.
     expected_pages: Mapping[str, int] = field(default_factory=dict)
+    # Tasks the change journal marks (task id → the latest change), read first, each through its API.
+    changed: Mapping[str, TaskChange] = field(default_factory=dict)
 
     @property
     def reads_tasklists(self) -> bool:
@@ -140,16 +156,16 @@ class FetchScheduler:
         self.stats = control.report.stats
         self.expected_pages: Mapping[str, int] = plan.expected_pages
         self._queue: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue(maxsize=settings.concurrency * 4)
-        self._listed: asyncio.Queue[tuple[str, str] | None] = asyncio.Queue()  # ends with None
-        self._seen: set[str] = set()
         self._admission = Admission(plan.max_requests)
+        self._listing_over = False
 
     async def run(self, emit: Emit, closed: threading.Event) -> None:
         """Fetch every task of the plan, emitting batches of outcomes (and listing pages)."""
         self._emit = emit
         self._batcher = Batcher(emit, self.plan.batch_rows)
         self.stats.started_at = time.monotonic()
-        given = self._accept_given()  # before the listing starts: a given id is never "discovered"
+        self._more = asyncio.Event()  # set when a listing takes a task: the feeder has more to read
+        self._taken = self._accept_given()  # before the listing starts: a given id is never "discovered"
         try:
             async with self._connect(self.settings, self.stats, self.plan.max_requests) as client:
                 self._client = client
@@ -158,71 +174,80 @@ class FetchScheduler:
                 self.stats.pacing = client.pacing.limiter(followers_endpoint).rules
                 try:
                     async with asyncio.TaskGroup() as group:
-                        tasks = [group.create_task(self._list()), group.create_task(self._feed(given))]
+                        tasks = [group.create_task(self._list()), group.create_task(self._feed())]
                         tasks += [group.create_task(self._work()) for _ in range(self.settings.concurrency)]
                         group.create_task(self._cancel_when_stopped(tasks, closed))
                 except BaseExceptionGroup as errors:  # one worker's fatal error ends the run: say which
                     raise _first_cause(errors) from None
         finally:
             self.stats.finished_at = time.monotonic()
+            self._taken.close()
         await self._batcher.flush()
 
     # ------------------------------------------------------------------ feeding ids
-    def _accept_given(self) -> list[tuple[str, str] | TaskOutcome]:
-        """The given ids, counted into the run's total at once; a malformed one is its outcome."""
-        given: list[tuple[str, str] | TaskOutcome] = []
-        for raw in unique_in_order(self.plan.task_ids):
-            task_id = normalize_task_id(raw)
-            if task_id is None:
-                self.stats.tasks_queued += 1
-                given.append(invalid_outcome(raw, "not a task id: a UUID was expected"))
-            elif self._accept(task_id):
-                given.append((task_id, "given"))
-        return given
+    def _accept_given(self) -> TakenTasks:
+        """The changed and the given ids, counted into the run's total at once; a malformed one is
+        recorded as such (the journal's ids were checked when they were recorded)."""
+        taken = TakenTasks(chain(((task_id, CHANGED) for task_id in self.plan.changed), self._given_kinds()))
+        self.stats.tasks_queued += taken.count()
+        multi_page = sum(pages - 1 for task_id, pages in self.expected_pages.items() if task_id in taken)
+        self.stats.expected_requests += taken.count("given") + taken.count(CHANGED) + multi_page
+        return taken
 
-    def _accept(self, task_id: str) -> bool:
+    def _given_kinds(self) -> Iterator[tuple[str, str]]:
+        """Each given id as stored (``task_key``: two spellings of one id are one task), and its kind."""
+        for raw in self.plan.task_ids:
+            if key := task_key(raw):
+                yield key, "given" if normalize_task_id(raw) else TakenTasks.INVALID
+
+    def _accept(self, task_id: str, kind: str) -> bool:
         """Count a task into the run's total, once; False if it is in the run already."""
-        if task_id in self._seen:
+        if not self._taken.take(task_id, kind):
             return False
-        self._seen.add(task_id)
         self.stats.tasks_queued += 1
         self.stats.expected_requests += self.expected_pages.get(task_id, 1)
+        self._more.set()
         return True
 
     async def _list(self) -> None:
-        """The task lists, the listing, then the stale sweep, into ``_listed``: ahead of the fetch."""
+        """The task lists, the listing, then the stale sweep, into the ledger: ahead of the fetch."""
         try:
             if self.plan.reads_tasklists:
                 await self._read_tasklists()
             if self.plan.discover:
                 await self._discover()
             for task_id in self.plan.sweep_task_ids:
-                self._list_one(task_id, "stale")
+                self._accept(task_id, "stale")
             self.stats.listing_done = True
         finally:
-            self._listed.put_nowait(None)
+            self._listing_over = True
+            self._more.set()
 
-    async def _feed(self, given: list[tuple[str, str] | TaskOutcome]) -> None:
-        """Hand the workers the given ids, then what the listing and the sweep found, in order."""
-        for item in given:
-            if isinstance(item, TaskOutcome):
-                await self._finish(item, expected=0)
-            else:
-                await self._queue.put(item)
-        while (listed := await self._listed.get()) is not None:
-            await self._queue.put(listed)
+    async def _feed(self) -> None:
+        """Hand the workers the run's tasks in the order taken: given, then listed, then stale."""
+        seq = 0
+        while True:
+            taken = self._taken.after(seq, FEED_CHUNK)
+            if not taken:
+                if self._listing_over:
+                    break
+                self._more.clear()
+                await self._more.wait()
+                continue
+            seq = taken[-1][0]
+            for _, task_id, kind in taken:
+                if kind == TakenTasks.INVALID:
+                    await self._finish(invalid_outcome(task_id, INVALID_ID), expected=0)
+                else:
+                    await self._queue.put((task_id, kind))
         for _ in range(self.settings.concurrency):
             await self._queue.put(None)
-
-    def _list_one(self, task_id: str, reason: str) -> None:
-        if self._accept(task_id):
-            self._listed.put_nowait((task_id, reason))
 
     async def _read_tasklists(self) -> None:
         plan = self.plan
 
         async def enqueue(task_id: str, reason: str) -> None:
-            self._list_one(task_id, reason)
+            self._accept(task_id, reason)
 
         reading = ListReading(
             self._client,
@@ -242,7 +267,7 @@ class FetchScheduler:
 
     def _has_tasks(self) -> bool:
         """Tasks to fetch besides the listing at hand: given, from the lists so far, or stale."""
-        return bool(self._seen) or bool(self.plan.sweep_task_ids)
+        return bool(self._taken.after(0, 1)) or bool(self.plan.sweep_task_ids)
 
     def _count_listing_request(self) -> None:
         self._admission.listing_requests += 1
@@ -261,8 +286,8 @@ class FetchScheduler:
                 for task in tasks:
                     newest = max(newest or 0, _int_or_zero(task.get("update_time")))
                     task_id = normalize_task_id(str(task.get("id", "")))
-                    if task_id and self._accept(task_id):
-                        self._listed.put_nowait((task_id, "discovered"))
+                    if task_id:
+                        self._accept(task_id, "discovered")
         except BudgetExhausted:
             await self._emit(DiscoveryDone(newest, complete=False))
             return
@@ -304,11 +329,26 @@ class FetchScheduler:
     async def _read_followers(self, task_id: str, reason: str) -> TaskOutcome:
         """Through the API the plan names; ``auto`` tries v2 once for a list's task v1 calls invalid."""
         api, user_id_type = self.plan.followers_api, self.plan.user_id_type
+        if reason == CHANGED:
+            return await self._read_changed(self.plan.changed[task_id])
         if api == "v2":
             return await fetch_task_followers_v2(self._client, task_id, user_id_type)
         outcome = await fetch_task_followers(self._client, task_id, user_id_type)
         if api == "auto" and reason == "tasklist" and outcome.error_code == CODE_INVALID_TASK:
             return await fetch_task_followers_v2(self._client, task_id, user_id_type)
+        return outcome
+
+    async def _read_changed(self, change: TaskChange) -> TaskOutcome:
+        """A task an event marked, through the API its id belongs to, dated by the event.
+
+        An event that says the task was deleted is believed once the API no longer knows it.
+        """
+        fetch = fetch_task_followers_v2 if change.api == "v2" else fetch_task_followers
+        outcome = await fetch(self._client, change.task_id, self.plan.user_id_type)
+        if change.deleted and outcome.status == STATUS_INVALID:
+            outcome.status = STATUS_DELETED
+        if change.event_time_ms is not None and FOLLOWER_EVENT_TYPES.intersection(change.event_types):
+            outcome.event_time = datetime.fromtimestamp(change.event_time_ms / 1000, UTC)
         return outcome
 
     async def _finish(self, outcome: TaskOutcome, expected: int) -> None:

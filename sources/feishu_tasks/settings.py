@@ -59,7 +59,7 @@ TOKEN_REFRESHABLE_CODES = frozenset(
 TOKEN_ERROR_CODES = TOKEN_REFRESHABLE_CODES | {CODE_USER_TOKEN_INVALID, CODE_USER_TOKEN_EXPIRED}
 TRANSIENT_CODES = frozenset({CODE_INTERNAL_ERROR})
 
-# Task v2 codes (docs/feishu-api.md, "Task v2"; the simulator's v2.py cites the pages).
+# Task v2 codes (docs/feishu-api.md, "Task v2"; the simulator's api/v2.py cites the pages).
 CODE_V2_BAD_PARAM = 1470400
 CODE_V2_NO_PERMISSION = 1470403
 CODE_V2_NOT_FOUND = 1470404
@@ -71,7 +71,14 @@ STATUS_OK = "ok"
 STATUS_INVALID = "invalid_task"
 STATUS_FORBIDDEN = "no_permission"
 STATUS_FAILED = "failed"
-STATUSES = (STATUS_OK, STATUS_INVALID, STATUS_FORBIDDEN, STATUS_FAILED)
+STATUS_DELETED = "deleted"  # an event said the task was deleted, and the API no longer knows it
+STATUSES = (STATUS_OK, STATUS_INVALID, STATUS_FORBIDDEN, STATUS_FAILED)  # always shown, even at 0
+ALL_STATUSES = (*STATUSES, STATUS_DELETED)  # deleted appears where there is one (change capture)
+# The outcomes that say what the follower set is now (a deleted task has none): they replace a
+# task's rows and move its history. Every other outcome leaves both alone.
+FOLLOWER_SET_KNOWN = (STATUS_OK, STATUS_DELETED)
+# Never due again in the stale sweep: reading them cannot change anything.
+NEVER_DUE = (STATUS_INVALID, STATUS_DELETED)
 
 # Bounds that end a server's endless answers. Far above any real task or tenant: a task
 # with more than 50,000 followers (1,000 pages of 50) or a tenant listing more than a million

@@ -107,6 +107,10 @@ class Table:
             hints["merge_key"] = list(self.merge_keys)
         if self.primary_keys:
             hints["primary_key"] = list(self.primary_keys)
+        # Parquet, not DuckDB's preferred INSERT statements: DuckDB parses a 16 MB INSERT into
+        # hundreds of MB (10,000 listed tasks: 1,035 MB peak RSS in the load step; see
+        # BENCHMARKS.md). A destination without parquet (Postgres) keeps its own format.
+        hints["file_format"] = "parquet"
         return hints
 
     def dlt_columns(self) -> dict[str, dict[str, Any]]:
@@ -216,7 +220,8 @@ TASK_FETCH_STATUS = Table(
         _text(
             "status",
             "`ok`, `invalid_task` (malformed id, 1470602, v2 1470404), `no_permission` (1470432, "
-            "v2 1470403), `failed` (retries exhausted, a malformed answer, a bound reached)",
+            "v2 1470403), `failed` (retries exhausted, a malformed answer, a bound reached), `deleted` "
+            "(an event said so and the API no longer knows the task: its followers are gone)",
             nullable=False,
         ),
         _count("follower_count", "followers found (null unless ok)"),
@@ -226,6 +231,11 @@ TASK_FETCH_STATUS = Table(
         _text("api", "which API answered: `v1` or `v2` (null: no request was sent)"),
         _time("fetched_at", "when this outcome was fetched", nullable=False),
         _time("last_ok_at", "the last successful fetch (kept when a later fetch fails)"),
+        _time(
+            "observed_at",
+            "when the follower set read is known to hold: the time of the event that explains the "
+            "change (never before the previous observation), else `fetched_at`; null unless ok or deleted",
+        ),
     ),
     primary_key=("task_id",),
 )
@@ -246,6 +256,8 @@ TASKS = Table(
         "Every other field of the task object becomes a column too (`due__time`, `origin__href__url`, ...); "
         "nesting past 8 levels is kept as JSON text, integers past 64 bits are null, and keys named like "
         "dlt's own columns are dropped.",
+        "The `followers` array is not loaded (no `tasks__followers` table): the follows are "
+        "`task_followers`; `collaborators` is the child table `tasks__collaborators`.",
     ),
 )
 TASKLISTS = Table(

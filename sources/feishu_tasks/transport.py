@@ -1,9 +1,10 @@
 """The wire: requests with a whole-request deadline and a bounded body, as ``Reply`` or ``NoAnswer``.
 
-httpx's timeouts are per operation (connect, each read): a server that sends one byte every
-few seconds never trips them. ``asyncio.timeout`` around the whole exchange does. httpx also
-decodes gzip/deflate itself; a body that does not decode raises ``httpx.DecodingError``,
-which here becomes a ``NoAnswer`` marked as a bad body, so it is retried like a 5xx.
+The business GETs (one per follower page: the hot path) go through aiohttp (``PooledHttp``);
+the rare token POST through httpx (``PlainHttp``). Per-operation timeouts (connect, each read)
+never trip for a server that sends one byte every few seconds: ``asyncio.timeout`` around the
+whole exchange does. Both decode gzip/deflate themselves; a body that does not decode becomes a
+``NoAnswer`` marked as a bad body, so it is retried like a 5xx.
 
 ``sniffio`` is a declared dependency: httpcore asks for it on every request, and where it is
 missing each ask is a failed import that searches sys.path anew (~15 % of the client's CPU).
@@ -12,13 +13,14 @@ missing each ask is a failed import that searches sys.path anew (~15 % of the cl
 from __future__ import annotations
 
 import asyncio
-import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
+import aiohttp
 import httpx
+import yarl
 
-POOL_SIZE = 4  # connections per httpx pool; see ShardedHttp
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a follower page is ~5 KB, a task page well under 1 MB
 
 
@@ -26,7 +28,7 @@ class Reply(NamedTuple):
     """A complete answer: what ``responses.classify`` needs."""
 
     status: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]  # case-insensitive (httpx.Headers, aiohttp's CIMultiDictProxy)
     body: bytes
 
 
@@ -50,62 +52,69 @@ def no_answer(exc: BaseException, deadline: float) -> NoAnswer:
 
 async def read_body(response: httpx.Response) -> bytes:
     """The decoded body, at most ``MAX_BODY_BYTES`` of it (a gzip bomb is cut off too)."""
-    chunks = []
+    return await read_limited(response.aiter_bytes())
+
+
+async def read_limited(chunks: Any) -> bytes:
+    """The decoded body from an async iterator of chunks, at most ``MAX_BODY_BYTES`` of it."""
+    parts = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in chunks:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise NoAnswer(f"the body is over {MAX_BODY_BYTES // 1_048_576} MiB", bad_body=True)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
-class ShardedHttp:
-    """GETs through several small httpx connection pools, each request to the least busy one.
+class PooledHttp:
+    """GETs through one aiohttp connection pool of ``concurrency`` connections: the hot path.
 
-    Why not one ``httpx.AsyncClient``: its pool does O(connections) work per request, and the
-    client layer (URL merging, cookies, auth and redirect hooks) costs more than the wire.
-    Measured against the simulator on 2 cores (bench/): one AsyncClient with 16-32 connections
-    ~550-750 req/s; 4-8 AsyncClients of 4 connections ~1,200-1,400 req/s; the same pools as bare
-    ``httpx.AsyncHTTPTransport`` with prebuilt requests ~2,100-2,400 req/s. We need none of the
-    client-layer features on this path (no redirects, cookies or auth flows), so it is the last.
+    Why aiohttp and not httpx here: CPU per request, which bounds a run against a fast server.
+    Measured against the simulator (bench/http_layer.py: 5,000 follower pages, 32 in flight):
+    httpx transports (8 pools of 4 connections, itself ~3x cheaper than one AsyncClient) 620-840
+    us of client CPU per request, aiohttp 125-220 us (its HTTP parser is C, and no anyio layer).
+    The same TLS context (httpx's CA bundle) and the same deadline and body bounds.
     """
 
     def __init__(self, base_url: str, concurrency: int, deadline_seconds: float) -> None:
         self.base_url = base_url.rstrip("/")
         self.deadline = deadline_seconds
-        self._timeout = httpx.Timeout(deadline_seconds).as_dict()
-        count = max(1, math.ceil(concurrency / POOL_SIZE))
-        limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
-        tls = httpx.create_ssl_context()  # loading the CA bundle costs ~30 ms: once, not per pool
-        self._pools = [httpx.AsyncHTTPTransport(verify=tls, limits=limits) for _ in range(count)]
-        self._busy = [0] * count
+        self._limit = max(1, concurrency)
+        self._tls = httpx.create_ssl_context()  # loading the CA bundle costs ~30 ms: once
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        """The session, made inside the running event loop (aiohttp binds it there)."""
+        connector = aiohttp.TCPConnector(limit=self._limit, ssl=self._tls)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+        return self._session
 
     async def get(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Reply:
         """The whole answer within the deadline; raises NoAnswer otherwise."""
         url = f"{self.base_url}{path}?{urlencode(params)}" if params else f"{self.base_url}{path}"
         try:
-            request = httpx.Request("GET", url, headers=headers, extensions={"timeout": self._timeout})
-        except (httpx.InvalidURL, ValueError) as exc:  # a URL or header no server could be sent
+            target = yarl.URL(url, encoded=True)  # sent as built: our path segments are quoted already
+        except (ValueError, TypeError) as exc:
             raise NoAnswer(f"the request cannot be built ({exc})") from None
-        shard = min(range(len(self._pools)), key=self._busy.__getitem__)
-        self._busy[shard] += 1
+        session = self._session or self._open()
         try:
             async with asyncio.timeout(self.deadline):
-                response = await self._pools[shard].handle_async_request(request)
-                try:
-                    body = await read_body(response)
-                finally:
-                    await response.aclose()
-        except (TimeoutError, httpx.HTTPError) as exc:
-            raise no_answer(exc, self.deadline) from None
-        finally:
-            self._busy[shard] -= 1
-        return Reply(response.status_code, response.headers, body)
+                async with session.get(target, headers=headers, allow_redirects=False) as response:
+                    body = await read_limited(response.content.iter_any())
+                    return Reply(response.status, response.headers, body)
+        except TimeoutError:
+            raise NoAnswer(f"no complete answer within the {self.deadline:g} s deadline") from None
+        except aiohttp.ClientPayloadError:  # includes a Content-Encoding that does not decode
+            raise NoAnswer("the body does not decode (Content-Encoding)", bad_body=True) from None
+        except aiohttp.ClientError as exc:
+            raise NoAnswer(f"{type(exc).__name__} (no answer)") from None
+        except ValueError as exc:  # a header no server could be sent
+            raise NoAnswer(f"the request cannot be built ({exc})") from None
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 class PlainHttp:

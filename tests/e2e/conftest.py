@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +158,8 @@ def loader(
 def sim_env(sim: Simulator, secret: str = APP_SECRET, **extra: str) -> dict[str, str]:
     """The env vars a CLI run against the simulator needs: the app's credentials and the base URL."""
     return {
-        "SOURCES__FEISHU_TASKS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__APP_SECRET": secret,
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET": secret,
         "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
         **extra,
     }
@@ -190,3 +191,20 @@ def cli(
         text=True,
         timeout=timeout,
     )
+
+
+def wait_until(condition: Callable[[], bool], failure: str, timeout: float = 120) -> None:
+    """Poll ``condition`` until it holds: tests wait on the event they mean, never on a delay.
+
+    ``timeout`` is far beyond any working run, even on a machine with every core busy; past
+    it the run is broken and the test fails with ``failure``.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.02)
+
+
+def answered(sim: Simulator, endpoint: str = "followers") -> int:
+    """How many requests to ``endpoint`` the simulator has answered so far."""
+    return int(sim.stats.as_dict()["by_endpoint"].get(endpoint, 0))

@@ -23,7 +23,7 @@ def analytics(loader: Loader) -> FollowerAnalytics:
     """From the pipeline on every destination (what a notebook does), or the DuckDB file itself."""
     if loader.destination == "duckdb":
         return FollowerAnalytics.open(loader.duckdb)
-    return FollowerAnalytics.from_pipeline("feishu_tasks", pipelines_dir=loader.pipelines_dir)
+    return FollowerAnalytics.from_pipeline(pipelines_dir=loader.pipelines_dir)  # the CLI's, by default
 
 
 @on_every_destination

@@ -58,7 +58,7 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
     assert loaded == set(ids[:20])
     dlt_command = Path(sys.executable).parent / "dlt"  # dlt's console script, beside this Python
     shown = subprocess.run(
-        [str(dlt_command), "pipeline", "--pipelines-dir", str(tmp_path / "p"), "feishu_tasks", "info"],
+        [str(dlt_command), "pipeline", "--pipelines-dir", str(tmp_path / "p"), "feishu_followers", "info"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -66,7 +66,7 @@ def test_cli_run_with_file_and_query_inputs_and_dlt_info(
     )
     assert shown.returncode == 0, shown.stderr
     tables = ("task_followers", "task_followers__id_list", "task_fetch_status")
-    assert "feishu_tasks" in shown.stdout and all(table in shown.stdout for table in tables), shown.stdout
+    assert "feishu_followers" in shown.stdout and all(table in shown.stdout for table in tables), shown.stdout
 
 
 @on_every_destination
@@ -199,9 +199,10 @@ def test_fatal_conditions_stop_with_one_line(sim: Simulator, world: World, tmp_p
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("feishu-followers: error: ")
     expected = {
-        "bad_credentials": APP_ID,
+        "bad_credentials": "); check SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET",
         "wrong_token_type": "neither a user nor a tenant token",
-        "bad_user_token": "user access token",
+        "bad_user_token": "supply a fresh one in SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN",
         "no_ids": "no task ids given",
         "unwritable": "cannot write the DuckDB file",
         "not_json": "without a JSON body",
@@ -274,13 +275,13 @@ def test_no_secret_or_token_leaks(sim: Simulator, world: World, tmp_path: Path) 
 
 
 def test_demo_command_builds_the_demo_database(tmp_path: Path) -> None:
-    done = cli(
-        ["demo", "--duckdb", str(tmp_path / "demo.duckdb"), "--pipelines-dir", str(tmp_path / "p")], tmp_path
-    )
+    args = ["demo", "--duckdb", str(tmp_path / "demo.duckdb"), "--pipelines-dir", str(tmp_path / "p")]
+    done = cli(args, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "tasks: 300 (ok 294, invalid_task 3, no_permission 2, failed 1)" in done.stdout
     assert "Task lists by outcome:" in done.stdout
-    assert "Most-followed tasks:" in done.stdout and "Most active followers:" in done.stdout
+    # every top task with its summary, from the view (the v2-only ones from tasklist_tasks)
+    assert all(len(line.split(maxsplit=2)) == 3 for line in top_tasks(done.stdout))
     with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:
         statuses = dict(
             con.execute(f"select status, count(*) from {DATASET}.task_fetch_status group by 1").fetchall()
@@ -288,6 +289,22 @@ def test_demo_command_builds_the_demo_database(tmp_path: Path) -> None:
         followers = con.execute(f"select count(*) from {DATASET}.task_followers").fetchone()[0]
     assert set(statuses) == {"ok", "invalid_task", "no_permission", "failed"}
     assert followers > 1000
+
+    again = cli(args, tmp_path)  # the second run fetches fewer (discovery is incremental)
+    assert again.returncode == 0, again.stderr
+    summary, everything = again.stdout.split("\n\n", 1)
+    assert summary.startswith(f"feishu-followers: this run loaded into {tmp_path / 'demo.duckdb'}")
+    assert everything.startswith(f"All that {tmp_path / 'demo.duckdb'} holds now (this run and any before")
+    this_run = int(summary.split("  tasks: ", 1)[1].split()[0])
+    outcomes = everything.split("Tasks by outcome:\n", 1)[1].split("Most-followed")[0]
+    in_the_file = sum(int(line.split()[1]) for line in outcomes.splitlines())
+    assert this_run < in_the_file == sum(statuses.values())
+
+
+def top_tasks(stdout: str) -> list[str]:
+    """The demo's most-followed tasks: ``  171  <task id>  <summary>`` lines."""
+    block = stdout.split("Most-followed tasks:\n", 1)[1].split("Most active followers:")[0]
+    return block.splitlines()
 
 
 def test_simulate_command_serves_the_api(tmp_path: Path) -> None:
@@ -312,3 +329,23 @@ def test_simulate_command_serves_the_api(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["demo", "--help"]])
+def test_help_imports_neither_dlt_nor_pyarrow(args: list[str], tmp_path: Path) -> None:
+    """``--help`` answers at once: the CLI imports what a command needs when it runs it (dlt and
+    pyarrow took ~0.7 s of a 1 s ``--help``; bench/run_bench.py --case 7 times it)."""
+    probe = (
+        "import sys\n"
+        "from feishu_followers.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = {name.split('.')[0] for name in sys.modules}\n"
+        "heavy = sorted(loaded & {'dlt', 'pyarrow', 'duckdb', 'httpx'})\n"
+        "print('heavy:', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert "usage: feishu-followers" in done.stdout
+    assert "heavy: []" in done.stderr, done.stderr

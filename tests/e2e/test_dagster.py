@@ -144,3 +144,28 @@ def spy_on_listing(world: World, monkeypatch: pytest.MonkeyPatch) -> list[int | 
 
     monkeypatch.setattr(world, "list_tasks", list_tasks)
     return starts
+
+
+def test_the_changes_sensor_starts_a_run_when_the_journal_has_new_changes(
+    sim: Simulator, world: World, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensor reads the change journal; the run it starts reads exactly the marked tasks."""
+    from feishu_tasks.journal import Journal, RecordedEvent, TaskChange
+
+    database, journal = config, tmp_path / "journal.sqlite"
+    monkeypatch.setenv("SOURCES__FEISHU_TASKS__DISCOVER", "false")
+    monkeypatch.setenv("SOURCES__FEISHU_TASKS__JOURNAL", str(journal))
+    recipe = load_recipe(tmp_path / "pipelines", monkeypatch)
+    sensor = recipe.feishu_changes
+    assert isinstance(sensor(dagster.build_sensor_context()), dagster.SkipReason)  # no journal yet
+
+    task = world.task_ids()[4]
+    added = world.add_follower(task)
+    with Journal(journal) as j:
+        j.record([RecordedEvent("ev-1", (TaskChange(task, "v1", ("task_followers_update",)),))])
+    first = sensor(dagster.build_sensor_context())
+    assert [r.run_key for r in first.run_requests] == ["journal-1"] and first.cursor == "1"
+    materialize(recipe)
+    assert added in followers(database)[task]
+    assert set(followers(database)) == {task}  # the run read the marked task, and only that one
+    assert isinstance(sensor(dagster.build_sensor_context(cursor=first.cursor)), dagster.SkipReason)

@@ -112,22 +112,12 @@ def test_example_pipeline_in_a_project_with_its_own_sources_folder(
     (project / "pipelines").mkdir()
     (project / "pipelines" / "__init__.py").write_text("")
     shutil.copy(REPO / "pipelines" / "feishu_tasks_pipeline.py", project / "feishu_tasks_pipeline.py")
-    env = {
-        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID": APP_ID,
-        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET": APP_SECRET,
-        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
-        "SOURCES__FEISHU_TASKS__DISCOVER": "true",
-        "DLT_DATA_DIR": str(tmp_path / "dlt_data"),
-    }
+    env = example_env(sim, tmp_path)  # nothing but the credentials (and the simulator's URL)
     done = cli([], project, env, command=[sys.executable, "feishu_tasks_pipeline.py"])
     assert done.returncode == 0, done.stderr
-    args = ["run", "--discover", "--duckdb", str(tmp_path / "cli.duckdb")]
+    args = ["run", "--all-tasklists", "--followers-api", "auto", "--duckdb", str(tmp_path / "cli.duckdb")]
     args += ["--pipelines-dir", str(tmp_path / "p")]
-    by_cli = cli(
-        args,
-        tmp_path,
-        {k: v for k, v in env.items() if k != "SOURCES__FEISHU_TASKS__DISCOVER"},
-    )
+    by_cli = cli(args, tmp_path, env)
     assert by_cli.returncode == 0, by_cli.stderr
 
     def snapshot(path: Path) -> dict[str, object]:
@@ -154,6 +144,32 @@ def test_example_pipeline_in_a_project_with_its_own_sources_folder(
             }
 
     assert snapshot(project / "feishu_followers.duckdb") == snapshot(tmp_path / "cli.duckdb")
+    with duckdb.connect(str(project / "feishu_followers.duckdb"), read_only=True) as con:
+        (listed,) = con.execute(f"select count(*) from {DATASET}.tasklist_tasks").fetchone()
+        (followers,) = con.execute(f"select count(*) from {DATASET}.task_followers").fetchone()
+    assert listed and followers  # copied as-is, it loads every list the app can see
+
+
+def example_env(sim: Simulator, tmp_path: Path) -> dict[str, str]:
+    return {
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET": APP_SECRET,
+        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
+        "DLT_DATA_DIR": str(tmp_path / "dlt_data"),
+    }
+
+
+def test_the_example_loads_into_the_folder_it_runs_from(sim: Simulator, world: World, tmp_path: Path) -> None:
+    """dlt remembers where a pipeline first ran; the example's file is where the README says."""
+    env = example_env(sim, tmp_path)
+    for folder in ("first", "second"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(REPO / "pipelines" / "feishu_tasks_pipeline.py", tmp_path / folder)
+        done = cli([], tmp_path / folder, env, command=[sys.executable, "feishu_tasks_pipeline.py"])
+        assert done.returncode == 0, done.stderr
+        with duckdb.connect(str(tmp_path / folder / "feishu_followers.duckdb"), read_only=True) as con:
+            (loads,) = con.execute(f"select count(*) from {DATASET}._dlt_loads").fetchone()
+        assert loads == 1, folder  # each folder's file holds its own run, not the other's
 
 
 def test_the_stale_sweep_in_a_plain_pipeline(sim: Simulator, world: World, tmp_path: Path) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader, on_every_destination, truth
+from .conftest import DATASET, Loader, answered, on_every_destination, truth, wait_until
 
 
 def test_error_codes_are_recorded_and_the_run_goes_on(loader: Loader, world: World) -> None:
@@ -66,14 +65,20 @@ def test_a_failing_task_keeps_its_rows_and_last_success(loader: Loader, world: W
 @pytest.mark.parametrize("token_http_status", [400, 200])
 def test_token_expiry_in_the_middle_of_a_run(loader: Loader, world: World, token_http_status: int) -> None:
     ids = world.task_ids()
-    loader.sim.faults.latency_ms = 100  # ~47 requests, 2 at a time: fetching takes ~2.4 s
+    loader.sim.faults.latency_ms = 100  # ~47 requests, 2 at a time
     loader.sim.faults.token_error_http_status = token_http_status
-    expirer = threading.Timer(0.8, loader.sim.expire_tokens)
+    expired_after: list[int] = []  # followers requests answered when the tokens were expired
+
+    def expire_once_fetching() -> None:
+        wait_until(lambda: answered(loader.sim) >= 3, "the run never started fetching")
+        loader.sim.expire_tokens()
+        expired_after.append(answered(loader.sim))
+
+    expirer = threading.Thread(target=expire_once_fetching, daemon=True)
     expirer.start()
-    started = time.monotonic()
     result = loader.run(ids, concurrency=2)
-    expirer.join()
-    assert time.monotonic() - started > 0.8, "the run must outlive the token"
+    expirer.join(timeout=60)
+    assert expired_after and expired_after[0] < answered(loader.sim), "the run must outlive the token"
     assert loader.followers() == truth(world, ids)
     assert result.stats.token_refreshes >= 1
     assert loader.sim.stats.as_dict()["token_requests"] >= 2

@@ -174,3 +174,28 @@ def test_a_big_run_is_loaded_in_parts_with_the_same_result(loader: Loader, world
         f"select count(*) from {DATASET}.task_follower_history where valid_to is null"
     )
     assert open_intervals == loader.query(f"select count(*) from {DATASET}.task_followers")
+
+
+def test_discover_keeps_the_listed_follower_arrays_out_of_tasks(loader: Loader, world: World) -> None:
+    """The follower relation lives in task_followers: a listed task's ``followers`` array is not
+    loaded a second time (``tasks__followers`` held every follow again, and needed gigabytes)."""
+    big = world.add_task(followers=120)
+    assert len(world.task(big)["followers"]) == 120  # the listing does carry the array
+    loader.run([], discover=True)
+    tables = {
+        name
+        for (name,) in loader.query(
+            f"select table_name from information_schema.tables where table_schema = '{DATASET}'"
+        )
+    }
+    assert "tasks" in tables and "tasks__followers" not in tables
+    assert "tasks__collaborators" in tables  # the other array has no home elsewhere: kept
+    columns = {
+        name
+        for (name,) in loader.query(
+            "select column_name from information_schema.columns "
+            f"where table_schema = '{DATASET}' and table_name = 'tasks'"
+        )
+    }
+    assert not {name for name in columns if name.startswith("followers")}, columns
+    assert loader.followers()[big] == set(world.followers(big))

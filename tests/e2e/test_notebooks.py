@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from PIL import Image  # matplotlib's own dependency
 
-from .conftest import REPO
+from .conftest import REPO, cli
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
@@ -49,3 +52,20 @@ def test_runs_from_a_clean_state(path: Path, tmp_path: Path, monkeypatch: pytest
     assert charts and markdown > len(charts)  # each chart comes with a line of explanation
     if path.name == "explore_followers.ipynb":  # distribution, tasks, followers, co-following, churn, health
         assert len(charts) == 6
+
+
+def drawn_figures(png: Path) -> object:
+    """The figures a chart was drawn from, which make_readme_chart.py writes into the PNG."""
+    return json.loads(Image.open(png).text["Description"])
+
+
+def test_the_readme_chart_is_what_the_demo_gives_now(tmp_path: Path) -> None:
+    """The README's picture: the notebook's chart functions on today's demo data (redraw it with
+    ``python notebooks/make_readme_chart.py`` when this fails)."""
+    script = REPO / "notebooks" / "make_readme_chart.py"
+    redrawn = tmp_path / "chart.png"
+    done = cli([str(redrawn)], tmp_path, command=[sys.executable, str(script)], timeout=300)
+    assert done.returncode == 0, done.stderr
+    committed = REPO / "notebooks" / "img" / "followers_per_task.png"
+    assert drawn_figures(redrawn) == drawn_figures(committed)
+    assert f"]({committed.relative_to(REPO)})" in (REPO / "README.md").read_text()

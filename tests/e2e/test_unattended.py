@@ -7,15 +7,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
+from types import TracebackType
 
 import duckdb
 import pytest
 
+from feishu_followers.options import PIPELINE_NAME
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader, cli, sim_env, truth
+from .conftest import DATASET, Loader, answered, cli, sim_env, truth, wait_until
 
 
 def env_for(loader: Loader, **extra: str) -> dict[str, str]:
@@ -35,7 +36,9 @@ def assert_one_line(stderr: str, starts: str = "feishu-followers: ") -> str:
 
 
 def start_cli(loader: Loader, args: list[str], tmp_path: Path, **env: str) -> subprocess.Popen[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    """``cli`` started in the background, with the same environment."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    full_env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     full_env.update(env_for(loader, **env))
     return subprocess.Popen(
         [sys.executable, "-m", "feishu_followers.cli", *args],
@@ -47,11 +50,62 @@ def start_cli(loader: Loader, args: list[str], tmp_path: Path, **env: str) -> su
     )
 
 
-def wait_for_requests(loader: Loader, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while loader.sim.stats.as_dict()["by_endpoint"].get("followers", 0) < count:
-        assert time.monotonic() < deadline, "the run never started fetching"
-        time.sleep(0.05)
+def wait_for_requests(loader: Loader, count: int) -> None:
+    wait_until(lambda: answered(loader.sim) >= count, "the run never started fetching")
+
+
+class LiveCli:
+    """A background CLI run whose output is read as it comes, so a test acts when a line appears
+    (say, releases the file once the run says it waits) instead of after a guessed delay."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self._lines: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._closed: set[str] = set()
+        self._changed = threading.Condition()
+        # one reader per pipe: neither can fill up and stall the run while the test waits
+        self._readers = [
+            threading.Thread(target=self._read, args=(name,), daemon=True) for name in self._lines
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, name: str) -> None:
+        for line in getattr(self.proc, name):
+            with self._changed:
+                self._lines[name].append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._closed.add(name)
+            self._changed.notify_all()
+
+    def wait_for_stderr(self, text: str, timeout: float = 120) -> None:
+        """Until a line of stderr contains ``text``; fails if the run ends (or hangs) without it."""
+
+        def said() -> bool:
+            return any(text in line for line in self._lines["stderr"])
+
+        with self._changed:
+            self._changed.wait_for(lambda: said() or "stderr" in self._closed, timeout)
+            assert said(), f"the run never said {text!r}; stderr: {''.join(self._lines['stderr'])}"
+
+    def finish(self, timeout: float = 120) -> tuple[str, str]:
+        """Wait for the exit (bounded: a broken run fails here); (stdout, stderr)."""
+        self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        with self._changed:
+            return "".join(self._lines["stdout"]), "".join(self._lines["stderr"])
+
+    def __enter__(self) -> LiveCli:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.proc.poll() is None:  # a failed test leaves no run behind
+            self.proc.kill()
+            self.proc.wait()
 
 
 # --------------------------------------------------------------------------- a reader holds the file
@@ -59,10 +113,15 @@ def test_a_reader_is_waited_for_then_the_run_loads(loader: Loader, world: World,
     ids = world.task_ids()
     loader.run(ids[:5])
     reader = duckdb.connect(str(loader.duckdb), read_only=True)  # an analyst's notebook
-    threading.Timer(2.0, reader.close).start()
-    done = cli([*run_args(loader, ids), "--quiet", "--lock-timeout", "60s"], tmp_path, env_for(loader))
-    assert done.returncode == 0, done.stderr
-    line = assert_one_line(done.stderr)
+    args = [*run_args(loader, ids), "--quiet", "--lock-timeout", "60s"]
+    with LiveCli(start_cli(loader, args, tmp_path)) as live:
+        try:
+            live.wait_for_stderr("waiting up to 60 s for the DuckDB file")
+        finally:
+            reader.close()  # the analyst closes the notebook once the run waits for it
+        _, stderr = live.finish()
+    assert live.proc.returncode == 0, stderr
+    line = assert_one_line(stderr)
     assert "waiting up to 60 s for the DuckDB file" in line and f"held by PID {os.getpid()}" in line
     assert loader.followers() == truth(world, ids)
 
@@ -105,9 +164,13 @@ def test_a_signal_stops_the_run_within_seconds_and_keeps_what_was_fetched(
     proc = start_cli(loader, [*run_args(loader, ids), "--concurrency", "2"], tmp_path)
     wait_for_requests(loader, 8)  # the simulator is fresh: these are this run's requests
     proc.send_signal(signum)
-    sent = time.monotonic()
-    stdout, stderr = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 5, "the run must end within a few seconds"
+    at_signal = answered(loader.sim)
+    stdout, stderr = proc.communicate(timeout=120)
+    # Stopped at once, counted in requests rather than seconds (a busy machine stretches those):
+    # after the signal the 2 requests in flight end, and no more than 2 a worker began before its
+    # stop check (every 0.1 s; a request takes 0.3 s). A run that went on would make ~35 more.
+    after_signal = answered(loader.sim) - at_signal
+    assert after_signal <= 2 + 2 * 2, f"{after_signal} requests after the signal: the run went on fetching"
     assert proc.returncode == 128 + signum, stderr
     name = signal.Signals(signum).name
     line = assert_one_line(stderr, f"feishu-followers: stopped by {name}: ")
@@ -131,7 +194,7 @@ def test_a_second_signal_aborts_at_once(loader: Loader, world: World, tmp_path: 
     wait_for_requests(loader, 3)
     proc.send_signal(signal.SIGTERM)
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode in (143, 0), stderr  # 0 only if the first stop had already finished
     assert "Traceback" not in stderr
     assert all(task_id in loader.followers() or not world.followers(task_id) for task_id in before)
@@ -147,15 +210,15 @@ def test_a_signal_while_waiting_for_the_file_ends_the_wait(
     loader.run(ids)
     reader = duckdb.connect(str(loader.duckdb), read_only=True)
     try:
-        proc = start_cli(loader, [*run_args(loader, ids), "--lock-timeout", "10m"], tmp_path)
-        time.sleep(3)  # started and waiting for the file
-        proc.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        _, stderr = proc.communicate(timeout=30)
+        with LiveCli(start_cli(loader, [*run_args(loader, ids), "--lock-timeout", "10m"], tmp_path)) as live:
+            live.wait_for_stderr("waiting up to 600 s for the DuckDB file")
+            live.proc.send_signal(signal.SIGTERM)
+            # Ended by the signal: the wait would last 600 s, and the reader lets go only after the
+            # exit. How soon a stop ends the wait (the next poll) is test_runner_units' fake-clock test.
+            _, stderr = live.finish()
     finally:
         reader.close()
-    assert time.monotonic() - sent < 3
-    assert proc.returncode == 143, stderr
+    assert live.proc.returncode == 143, stderr
     waiting, stopped = stderr.strip().splitlines()
     assert waiting.startswith("feishu-followers: waiting up to 600 s for the DuckDB file")
     assert stopped.startswith("feishu-followers: stopped by SIGTERM: ") and "a stop was requested" in stopped
@@ -172,7 +235,7 @@ def test_the_working_folder_stays_bounded(loader: Loader, world: World) -> None:
     for _ in range(6):
         loader.run(ids)
         sizes.append(folder_size())
-    loaded = loader.pipelines_dir / "feishu_tasks" / "load" / "loaded"
+    loaded = loader.pipelines_dir / PIPELINE_NAME / "load" / "loaded"
     assert len(list(loaded.iterdir())) == 1
     assert sizes[-1] <= sizes[1] * 1.1, sizes
 
@@ -246,7 +309,7 @@ def test_a_damaged_dlt_working_folder_is_one_line_and_moving_it_away_recovers(
 ) -> None:
     ids = world.task_ids()
     loader.run(ids)
-    folder = loader.pipelines_dir / "feishu_tasks"
+    folder = loader.pipelines_dir / PIPELINE_NAME
     (folder / damaged).write_text("{")  # a crash mid-write, a full disk, a careless edit
     done = cli(run_args(loader, ids), tmp_path, env_for(loader))
     assert done.returncode == 1, done.stderr

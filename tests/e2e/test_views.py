@@ -139,3 +139,18 @@ def test_views_are_rebuilt_only_when_their_sql_changes(loader: Loader, world: Wo
     assert "old_column" not in {c for (c,) in columns} and ("task_id",) in columns
     without = {t for (t,) in loader.query(f"select task_id from {DATASET}.tasks_without_followers")}
     assert without == {t for t in world.task_ids()[:5] if not world.followers(t)}
+
+
+@on_every_destination
+def test_task_fields_come_from_the_task_lists_without_discover(loader: Loader, world: World) -> None:
+    """--all-tasklists, the recommended mode, loads no `tasks`: summaries come from `tasklist_tasks`."""
+    loader.run(all_tasklists=True, followers_api="auto")
+    rows = loader.query(f"select task_id, summary, complete_time, due_time from {DATASET}.followers_per_task")
+    assert rows and not loader.query(
+        "select 1 from information_schema.tables where table_schema = %s and table_name = 'tasks'", DATASET
+    )
+    for task_id, summary, complete_time, due_time in rows:
+        task = world.task(task_id)
+        assert summary == task["summary"]
+        assert (complete_time is None) == (task["complete_time"] == "0"), task_id
+        assert (due_time is None) == ("due" not in task), task_id

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,8 +11,8 @@ import pytest
 
 from feishu_simulator import Faults, Simulator, World
 
-APP_ID, APP_SECRET, USER_TOKEN = "cli_test", "test-secret", "u-testuser"
-TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
+from .conftest import APP_ID, APP_SECRET, TOKEN_PATH, USER_TOKEN, assert_error, auth, get_token
+
 TASKS = "/open-apis/task/v1/tasks"
 UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -21,39 +20,6 @@ UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-
 @pytest.fixture(scope="module")
 def world() -> World:
     return World.generate(tasks=200, seed=7, users=500, forbidden=3, invalid=4)
-
-
-@pytest.fixture(scope="module")
-def server(world: World) -> Iterator[Simulator]:
-    sim = Simulator(world, app_id=APP_ID, app_secret=APP_SECRET, user_tokens={USER_TOKEN})
-    with sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(server: Simulator) -> Simulator:
-    """The shared server with faults, tokens, quota and stats back to a clean state."""
-    server.faults = Faults()
-    server.expire_tokens()
-    server.reset_quota()
-    server.reset_stats()
-    return server
-
-
-@pytest.fixture
-def client(sim: Simulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sim.base_url, timeout=5) as c:
-        yield c
-
-
-def get_token(client: httpx.Client) -> str:
-    r = client.post(TOKEN_PATH, json={"app_id": APP_ID, "app_secret": APP_SECRET})
-    assert r.status_code == 200 and r.json()["code"] == 0, r.text
-    return str(r.json()["tenant_access_token"])
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def followers_url(task_id: str) -> str:
@@ -78,13 +44,6 @@ def all_pages(client: httpx.Client, url: str, token: str, **params: Any) -> list
 
 def big_task(world: World, minimum: int) -> str:
     return next(t for t in world.task_ids() if len(world.followers(t)) > minimum and t not in world.forbidden)
-
-
-def assert_error(r: httpx.Response, status: int, code: int) -> dict[str, Any]:
-    body = r.json()
-    assert (r.status_code, body["code"]) == (status, code), r.text
-    assert body["error"]["log_id"] == r.headers["X-Tt-Logid"]
-    return body
 
 
 # ---------------------------------------------------------------------- world

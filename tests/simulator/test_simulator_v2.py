@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from feishu_simulator import DOCUMENTED_LIMITS, Faults, Simulator, World
+from feishu_simulator import DOCUMENTED_LIMITS, Faults, Simulator, TaskNotFound, World
 from feishu_simulator.options import add_simulator_arguments, faults_from_args
 
-APP_ID, APP_SECRET, USER_TOKEN = "cli_test_v2", "test-secret", "u-testuser"
-TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
+from .conftest import APP_ID, APP_SECRET, USER_TOKEN, assert_error, auth, get_token
+
 V1 = "/open-apis/task/v1/tasks"
 TASKLISTS = "/open-apis/task/v2/tasklists"
 TASKS = "/open-apis/task/v2/tasks"
@@ -25,43 +24,6 @@ DIGITS = re.compile(r"^[0-9]+$")
 @pytest.fixture(scope="module")
 def world() -> World:
     return World.generate(tasks=200, seed=7, users=500, forbidden=3, v2_only=0.05)
-
-
-@pytest.fixture(scope="module")
-def server(world: World) -> Iterator[Simulator]:
-    with Simulator(world, app_id=APP_ID, app_secret=APP_SECRET, user_tokens={USER_TOKEN}) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(server: Simulator) -> Simulator:
-    """The shared server with faults, tokens, quota and stats back to a clean state."""
-    server.faults = Faults()
-    server.expire_tokens()
-    server.reset_quota()
-    server.reset_stats()
-    return server
-
-
-@pytest.fixture
-def client(sim: Simulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sim.base_url, timeout=5) as c:
-        yield c
-
-
-@pytest.fixture
-def token(client: httpx.Client) -> str:
-    return get_token(client)
-
-
-def get_token(client: httpx.Client) -> str:
-    r = client.post(TOKEN_PATH, json={"app_id": APP_ID, "app_secret": APP_SECRET})
-    assert r.json()["code"] == 0, r.text
-    return str(r.json()["tenant_access_token"])
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def list_tasks_url(guid: str) -> str:
@@ -90,13 +52,6 @@ def all_pages(client: httpx.Client, url: str, token: str, **params: Any) -> list
         assert data["items"] and data["page_token"] != page_token
         page_token = data["page_token"]
     raise AssertionError("pagination did not end")
-
-
-def assert_error(r: httpx.Response, status: int, code: int) -> dict[str, Any]:
-    body = r.json()
-    assert (r.status_code, body["code"]) == (status, code), r.text
-    assert body["error"]["log_id"] == r.headers["X-Tt-Logid"] and "data" not in body
-    return body
 
 
 def big_list(world: World) -> str:
@@ -457,6 +412,35 @@ def test_tasklist_mutations() -> None:
         assert new not in listed() and new not in world.tasklists_of(second)
         added = world.add_task(followers=2)
         assert get(c, f"{TASKS}/{added}", token)["task"]["tasklists"] == []
+
+
+def test_deleted_task_is_unknown_to_v1_and_v2_and_leaves_its_lists() -> None:
+    world = World.generate(tasks=30, seed=5)
+    with (
+        Simulator(world, app_id=APP_ID, app_secret=APP_SECRET) as own,
+        httpx.Client(base_url=own.base_url, timeout=5) as c,
+    ):
+        token = get_token(c)
+        readable = set(world.find_tasklists(app_member=True, forbidden=False))
+        doomed = next(t for t in world.task_ids() if len(set(world.tasklists_of(t)) & readable) >= 2)
+        its_lists = [g for g in world.tasklists_of(doomed) if g in readable]
+        kept = next(
+            t for t in world.task_ids() if t != doomed and set(world.tasklists_of(t)) & set(its_lists)
+        )
+        before = {g: [i["guid"] for i in all_pages(c, list_tasks_url(g), token)] for g in its_lists}
+        assert all(doomed in tasks for tasks in before.values())
+
+        world.delete_task(doomed)
+        for url in (f"{V1}/{doomed}", f"{V1}/{doomed}/followers"):
+            assert assert_error(c.get(url, headers=auth(token)), 400, 1470602)["msg"] == "task not found"
+        assert_error(c.get(f"{TASKS}/{doomed}", headers=auth(token)), 404, 1470404)
+        for guid, tasks in before.items():
+            after = [i["guid"] for i in all_pages(c, list_tasks_url(guid), token)]
+            assert after == [t for t in tasks if t != doomed] == world.tasklist_tasks(guid)
+        assert doomed not in {t["id"] for t in all_v1_tasks(c, token)} and doomed not in world.task_ids()
+        assert get(c, f"{TASKS}/{kept}", token)["task"]["guid"] == kept  # the others stay
+        with pytest.raises(TaskNotFound):
+            world.delete_task(doomed)
 
 
 # ---------------------------------------------------------------------- faults, quotas, stats

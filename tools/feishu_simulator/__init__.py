@@ -2,7 +2,14 @@
 
 Used by the demo, the end-to-end tests and the throughput benchmark: ``World`` is
 the truth, ``Faults`` says how the API misbehaves, ``Simulator`` serves both.
-Task v2 (task lists, tasks of a list, get task with members) is described in ``v2``.
+
+- ``world/``: the tenant's data, one part per concern composed by ``World``, and the
+  change hook (``World.subscribe``) every mutation goes through;
+- ``api/``: the HTTP side, one module of handlers per family of routes (what task v2
+  answers, and on which documentation that rests, is described in ``api/v2.py``);
+- ``server`` runs it on loopback in a thread; ``options`` / ``__main__`` from the command
+  line; ``faults``, ``auth``, ``quota``, ``stats``: the settings and state the server keeps
+  beside the world; ``errors``: the world's refusals, which the handlers answer.
 """
 
 from .errors import TaskForbidden, TasklistForbidden, TasklistNotFound, TaskNotFound
@@ -10,11 +17,13 @@ from .faults import Faults
 from .quota import DOCUMENTED_LIMITS
 from .server import Simulator, serve_forever
 from .stats import Stats
-from .world import ID_TYPES, User, World
+from .world import ID_TYPES, Change, ChangeKind, User, World
 
 __all__ = [
     "DOCUMENTED_LIMITS",
     "ID_TYPES",
+    "Change",
+    "ChangeKind",
     "Faults",
     "Simulator",
     "Stats",

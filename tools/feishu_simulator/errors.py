@@ -1,7 +1,7 @@
-"""Why the world refuses a read: raised by ``World`` and turned into API errors by the handlers.
+"""Why the world refuses a read: raised by the world's parts, turned into API errors by the handlers.
 
-Kept apart so that the v1 world and its task v2 side (``tasklists``) share them without
-importing each other.
+Kept apart so that the world (``world/``) and the HTTP side (``api/``) share them without
+either importing the other's internals.
 """
 
 from __future__ import annotations

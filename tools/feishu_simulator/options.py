@@ -8,7 +8,7 @@ import argparse
 from .faults import Faults
 from .quota import DOCUMENTED_LIMITS
 from .server import serve_forever
-from .tasklists import APP_FOLLOWER_SHARE
+from .world import APP_FOLLOWER_SHARE
 
 
 def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:

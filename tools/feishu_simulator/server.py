@@ -16,12 +16,12 @@ from typing import Self
 
 from aiohttp import web
 
-from .app import SimulatorApp
+from .api.app import SimulatorApp
 from .auth import TokenStore
+from .events import EventHub
 from .faults import Faults
 from .stats import Stats
-from .tasklists import APP_FOLLOWER_SHARE
-from .world import World
+from .world import APP_FOLLOWER_SHARE, World
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,11 @@ class Simulator:
 
     # ------------------------------------------------------------------ settings and counters
     @property
+    def events(self) -> EventHub:
+        """The events part: settings, request URL, deliveries (see ``feishu_simulator.events``)."""
+        return self._app.events
+
+    @property
     def faults(self) -> Faults:
         """The live fault settings; edits (or a new object) apply to the next request."""
         return self._app.faults
@@ -78,7 +83,7 @@ class Simulator:
 
     def reset_quota(self) -> None:
         """Forget the requests counted against the quotas (call between requests)."""
-        self._app.quota.clear()
+        self._app.gateway.quota.clear()
 
     def expire_tokens(self, include_user_tokens: bool = False) -> None:
         """Invalidate every tenant token issued so far (next business call: 99991663).

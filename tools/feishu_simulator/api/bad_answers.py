@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .faults import BODY_KINDS
+from ..faults import BODY_KINDS
 
 Answer = tuple[int, dict[str, Any]]
 

@@ -56,15 +56,12 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import TaskForbidden, TasklistForbidden, TasklistNotFound, TaskNotFound
+from ..faults import Faults
+from ..world import ID_TYPES, World
 from . import v2_paging
-from .errors import TaskForbidden, TasklistForbidden, TasklistNotFound, TaskNotFound
-from .faults import Faults
-from .world import ID_TYPES, World
+from .answers import Answer, Route, fail, ok
 
-Answer = tuple[int, dict[str, Any]]
-Handler = Callable[[web.Request, Faults], Answer]
-
-ENDPOINTS = frozenset({"v2_tasklists", "v2_tasklist_tasks", "v2_get_task"})
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -84,14 +81,6 @@ class InvalidParam(Exception):
         super().__init__(f"Invalid Param '{name}'{', ' + why if why else ''}.")
 
 
-def _ok(data: dict[str, Any]) -> Answer:
-    return 200, {"code": 0, "msg": "success", "data": data}
-
-
-def _fail(error: tuple[int, str], status: int) -> Answer:
-    return status, {"code": error[0], "msg": error[1]}
-
-
 Method = Callable[[Any, web.Request, Faults], Answer]
 
 
@@ -103,15 +92,15 @@ def _answering(method: Method) -> Method:
         try:
             return method(self, request, faults)
         except InvalidParam as exc:
-            return _fail((PARAM_ERROR, str(exc)), 400)
+            return fail((PARAM_ERROR, str(exc)), 400)
         except TasklistNotFound:
-            return _fail(TASKLIST_NOT_FOUND, 404)
+            return fail(TASKLIST_NOT_FOUND, 404)
         except TaskNotFound:
-            return _fail(TASK_NOT_FOUND, 404)
+            return fail(TASK_NOT_FOUND, 404)
         except TasklistForbidden:
-            return _fail(TASKLIST_FORBIDDEN, 403)
+            return fail(TASKLIST_FORBIDDEN, 403)
         except TaskForbidden:
-            return _fail(TASK_FORBIDDEN, 403)
+            return fail(TASK_FORBIDDEN, 403)
 
     return run
 
@@ -176,12 +165,16 @@ class V2Api:
         self.world = world
         self.app_id = app_id
 
-    def routes(self) -> list[tuple[str, str, Handler]]:
-        """(path, endpoint name for stats and quotas, handler) of every v2 route."""
+    def routes(self) -> list[Route]:
+        """Every v2 route."""
+        lists, list_tasks = (
+            "/open-apis/task/v2/tasklists",
+            "/open-apis/task/v2/tasklists/{tasklist_guid}/tasks",
+        )
         return [
-            ("/open-apis/task/v2/tasklists", "v2_tasklists", self.tasklists),
-            ("/open-apis/task/v2/tasklists/{tasklist_guid}/tasks", "v2_tasklist_tasks", self.tasklist_tasks),
-            ("/open-apis/task/v2/tasks/{task_guid}", "v2_get_task", self.get_task),
+            Route(lists, "v2_tasklists", self.tasklists, SERVER_ERROR),
+            Route(list_tasks, "v2_tasklist_tasks", self.tasklist_tasks, SERVER_ERROR),
+            Route("/open-apis/task/v2/tasks/{task_guid}", "v2_get_task", self.get_task, SERVER_ERROR),
         ]
 
     def caller(self, request: web.Request) -> int | None:
@@ -205,7 +198,7 @@ class V2Api:
         items, cursor = self.world.tasklist_page(
             caller, after=after, limit=size, user_id_type=id_type, app_id=self.app_id, stamp=stamp
         )
-        return _ok(_paged(items, None if cursor is None else v2_paging.tasklists_token(cursor), faults))
+        return ok(_paged(items, None if cursor is None else v2_paging.tasklists_token(cursor), faults))
 
     @_answering
     def tasklist_tasks(self, request: web.Request, faults: Faults) -> Answer:
@@ -235,7 +228,7 @@ class V2Api:
             stamp=stamp,
             count=count,
         )
-        return _ok(_paged(items, None if cursor is None else v2_paging.tasks_token(guid, cursor), faults))
+        return ok(_paged(items, None if cursor is None else v2_paging.tasks_token(guid, cursor), faults))
 
     @_answering
     def get_task(self, request: web.Request, faults: Faults) -> Answer:
@@ -244,4 +237,4 @@ class V2Api:
         id_type = _id_type(request.query.get("user_id_type"))
         stamp, count = _renderers(faults)
         task = self.world.v2_task_answer(guid, self.caller(request), id_type, stamp, count)
-        return _ok({"task": task})
+        return ok({"task": task})

@@ -9,11 +9,9 @@ that a client is tested against both JSON types.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .tasklists import Tasklist, TaskV2
-    from .world import _Task
+from .records import Tasklist, TaskRecord, TaskV2
 
 Render = Callable[[int], Any]
 
@@ -49,13 +47,13 @@ def tasklist(tl: Tasklist, ids: list[str], app_id: str, stamp: Render) -> dict[s
     }
 
 
-def assignees(task: _Task, ids: list[str]) -> list[dict[str, Any]]:
+def assignees(task: TaskRecord, ids: list[str]) -> list[dict[str, Any]]:
     """The assignee members (the v1 collaborators)."""
     return [member(ids[u], "user", "assignee") for u in task.collaborators]
 
 
 def task_members(
-    task: _Task, extra: TaskV2, ids: list[str], app_names: dict[str, str]
+    task: TaskRecord, extra: TaskV2, ids: list[str], app_names: dict[str, str]
 ) -> list[dict[str, Any]]:
     """Every member: assignees, then user followers in v1 order, then app followers.
 
@@ -67,7 +65,7 @@ def task_members(
     return out
 
 
-def _times(task: _Task, extra: TaskV2, stamp: Render) -> dict[str, Any]:
+def _times(task: TaskRecord, extra: TaskV2, stamp: Render) -> dict[str, Any]:
     """completed_at ("0" when open), due and start (only when set)."""
     completed = task.complete_time * 1000 + extra.ms if task.complete_time else 0
     out: dict[str, Any] = {"completed_at": stamp(completed)}
@@ -78,7 +76,9 @@ def _times(task: _Task, extra: TaskV2, stamp: Render) -> dict[str, Any]:
     return out
 
 
-def task_summary(task: _Task, extra: TaskV2, ids: list[str], stamp: Render, count: Render) -> dict[str, Any]:
+def task_summary(
+    task: TaskRecord, extra: TaskV2, ids: list[str], stamp: Render, count: Render
+) -> dict[str, Any]:
     """A TaskSummary of the list-tasks endpoint.
 
     Its ``members`` are the assignees only: the docs do not say the list is complete, and a
@@ -94,7 +94,7 @@ def task_summary(task: _Task, extra: TaskV2, ids: list[str], stamp: Render, coun
 
 
 def task(
-    task: _Task,
+    task: TaskRecord,
     extra: TaskV2,
     ids: list[str],
     app_names: dict[str, str],
