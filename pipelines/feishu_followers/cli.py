@@ -17,9 +17,8 @@ from typing import Any, NoReturn
 from feishu_tasks.errors import ConfigError, FatalError
 from feishu_tasks.settings import FOLLOWERS_APIS, LARK_BASE_URL, USER_ID_TYPES
 
-from .errors import say
 from .lock import PipelineBusy
-from .options import parsed
+from .stderr import say
 
 EXIT_FATAL = 1
 EXIT_USAGE = 2
@@ -71,6 +70,8 @@ def checked(name: str) -> Callable[[str], Any]:
 
     def parse(text: str) -> Any:
         try:
+            from .options import parsed  # imports dlt: only once a flag needs it
+
             return parsed(name, text)
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None

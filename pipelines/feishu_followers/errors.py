@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -27,15 +26,9 @@ from packaging.requirements import Requirement  # dlt's own dependency
 
 from feishu_tasks.errors import FatalError
 
-PREFIX = "feishu-followers: "  # every line we print on stderr starts so: greppable in a scheduler's log
 DISTRIBUTION = "feishu-task-followers"  # our package, whose extras install dlt's (``[postgres]``)
 EXTRA_MARKER = re.compile(r'extra == "([^"]+)"')
 DLT_EXTRA = re.compile(r"dlt\[(\w+)\]")
-
-
-def say(line: str) -> None:
-    """One line of ours on stderr (a note, what a run waits for, an error)."""
-    print(f"{PREFIX}{line}", file=sys.stderr, flush=True)
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:

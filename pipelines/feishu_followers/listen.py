@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
@@ -24,12 +23,13 @@ from typing import Any
 from feishu_tasks.errors import FatalError
 from feishu_tasks.journal import Journal, JournalError
 
+from .stderr import say
+
 SHUTDOWN_SECONDS = 10.0  # requests in flight get this long to be recorded and answered
 
 
 def _say(line: str) -> None:
-    # Not errors.say: that module imports dlt and duckdb, which the receiver's process never loads.
-    print(f"feishu-followers listen: {line}", file=sys.stderr, flush=True)
+    say(f"listen: {line}")
 
 
 def listen(flags: dict[str, Any], say: Callable[[str], None] = _say) -> int:

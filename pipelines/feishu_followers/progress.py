@@ -30,8 +30,8 @@ from feishu_tasks.ratelimit import PacingRules
 from feishu_tasks.settings import STATUS_FAILED, STATUS_FORBIDDEN, STATUS_INVALID
 from feishu_tasks.stats import FetchStats
 
-from .errors import PREFIX, say
 from .eta import SendHistory, fetch_seconds_left, requests_left, seconds_to_send
+from .stderr import PREFIX, say
 
 TICK_SECONDS = 0.25
 RATE_SECONDS = 5.0  # "rate now": requests per second over this long

@@ -38,7 +38,7 @@ from .destination import (
     query_task_ids,
     skipped_steps_note,
 )
-from .errors import fatal_errors_as_one_line, say
+from .errors import fatal_errors_as_one_line
 from .history import apply_history
 from .housekeeping import prune_completed_packages
 from .lock import run_lock
@@ -48,6 +48,7 @@ from .ownership import claim_working_folder
 from .post_load import after_load
 from .preflight import check_before_start
 from .set_aside import set_aside_when_terminal
+from .stderr import say
 from .steps import StepCollector, dlt_log_collector
 from .waiting import busy_reason, wait_while_busy
 

@@ -145,9 +145,9 @@ def journal_counters(journal: Path) -> dict[str, int]:
 
 
 def settled(sim: Simulator) -> bool:
-    """Every event the simulator made is acknowledged or given up, and none is being pushed."""
+    """Every event the simulator made is acknowledged or given up, and no push is due or under way."""
     snapshot = sim.events.outbox.snapshot()
-    return snapshot["pending"] == 0 and snapshot["in_flight"] == 0
+    return snapshot["pending"] == 0 and snapshot["in_flight"] == 0 and snapshot["queued"] == 0
 
 
 def deliveries(sim: Simulator) -> list[dict[str, Any]]:

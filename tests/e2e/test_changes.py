@@ -68,7 +68,8 @@ def test_history_is_dated_by_the_event_not_by_the_load(loader: Loader, world: Wo
     (first_fetch,) = loader.query(
         f"select fetched_at from {DATASET}.task_fetch_status where task_id = %s", task
     )[0]
-    event_at = datetime.now(UTC).replace(microsecond=0)
+    now = datetime.now(UTC)  # after the first read: an event never precedes what was read
+    event_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # events carry milliseconds
     new = world.add_follower(task)
     journal = tmp_path / "journal.sqlite"
     mark(journal, followers_event(task, event_at))

@@ -321,7 +321,7 @@ def test_sigterm_ends_it_cleanly_and_secrets_appear_nowhere(tmp_path: Path) -> N
         tokens = sim.tokens.issued_tokens()
     assert process.stop(signal.SIGTERM) == 0
     assert process.lines[-1].startswith(
-        "feishu-followers listen: stopped by SIGTERM: recorded 2,"
+        "feishu-followers: listen: stopped by SIGTERM: recorded 2,"
     )  # the change, the ticket
     secrets = [VERIFICATION_TOKEN, ENCRYPT_KEY, APP_SECRET, *tokens]
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("j.sqlite*"))
@@ -363,6 +363,7 @@ def test_a_busy_port_is_one_line(listener: Listener, tmp_path: Path) -> None:
 
 
 def test_the_journal_is_the_one_run_finds_for_the_same_pipeline_options(tmp_path: Path) -> None:
+    from feishu_followers.options import PIPELINE_NAME
     from feishu_tasks.journal import default_journal_path
 
     pipelines = tmp_path / "pipelines"
@@ -379,11 +380,11 @@ def test_the_journal_is_the_one_run_finds_for_the_same_pipeline_options(tmp_path
     started = subprocess.Popen(command, cwd=tmp_path, env=listen_env(), stderr=subprocess.PIPE, text=True)
     assert started.stderr is not None
     line = started.stderr.readline()  # the ready line: the journal it records to
-    with sqlite3.connect(default_journal_path(pipelines, "feishu_tasks")) as db:
+    with sqlite3.connect(default_journal_path(pipelines, PIPELINE_NAME)) as db:
         wait_for(lambda: db.execute("select count(*) from receivers").fetchone() == (1,), "its heartbeat")
     started.send_signal(signal.SIGTERM)
     assert started.wait(30) == 0
-    assert f"journal {default_journal_path(pipelines, 'feishu_tasks')}" in line
+    assert f"journal {default_journal_path(pipelines, PIPELINE_NAME)}" in line
 
 
 def test_without_the_events_extra_listen_says_which_extra_to_install(tmp_path: Path) -> None:

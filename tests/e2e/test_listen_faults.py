@@ -193,4 +193,4 @@ def test_sigint_is_as_clean_as_sigterm(tmp_path: Path) -> None:
     url = listener.ready()
     assert httpx.post(url, content=b"x", timeout=10).status_code == 401  # unsigned
     assert listener.stop(signal.SIGINT) == 0
-    assert listener.lines[-1].startswith("feishu-followers listen: stopped by SIGINT:")
+    assert listener.lines[-1].startswith("feishu-followers: listen: stopped by SIGINT:")

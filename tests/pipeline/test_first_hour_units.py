@@ -129,7 +129,8 @@ def test_a_usable_base_url_passes(url: str | None) -> None:
         ),
         (
             [],
-            "feishu-followers: error: choose a command: run, simulate or demo (see feishu-followers --help)",
+            "feishu-followers: error: choose a command: run, listen, simulate or demo"
+            " (see feishu-followers --help)",
         ),
         (
             ["run", "--zzz"],

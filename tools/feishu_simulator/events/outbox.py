@@ -119,6 +119,12 @@ class Outbox:
             for d in deliveries:
                 counts[d.state] += 1
             counts["in_flight"] = sum(d.in_flight for d in deliveries)
+            # pushes still to come: retries of pending events and duplicates of acknowledged ones
+            counts["queued"] = sum(
+                1
+                for due, _, event_id in self._due
+                if due == self._all[event_id].due and self._all[event_id].state != GIVEN_UP
+            )
             shown: dict[str, Any] = {
                 "events": len(deliveries),
                 **counts,
