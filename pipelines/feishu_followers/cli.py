@@ -15,7 +15,16 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from feishu_tasks.errors import ConfigError, FatalError
-from feishu_tasks.settings import FOLLOWERS_APIS, LARK_BASE_URL, USER_ID_TYPES
+from feishu_tasks.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RPM,
+    DEFAULT_MAX_RPS,
+    DEFAULT_USER_ID_TYPE,
+    FEISHU_BASE_URL,
+    FOLLOWERS_APIS,
+    LARK_BASE_URL,
+    USER_ID_TYPES,
+)
 
 from .lock import PipelineBusy
 from .stderr import say
@@ -166,7 +175,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     api = parser.add_argument_group("API")
     host = api.add_mutually_exclusive_group()
-    host.add_argument("--base-url", help="API host (default https://open.feishu.cn)")
+    host.add_argument("--base-url", help=f"API host (default {FEISHU_BASE_URL})")
     host.add_argument(
         "--lark",
         dest="base_url",
@@ -175,25 +184,27 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"use Lark: {LARK_BASE_URL}",
     )
     api.add_argument(
-        "--user-id-type", choices=USER_ID_TYPES, help="id type of follower ids (default open_id)"
+        "--user-id-type",
+        choices=USER_ID_TYPES,
+        help=f"id type of follower ids (default {DEFAULT_USER_ID_TYPE})",
     )
     api.add_argument(
         "--concurrency",
         type=checked("concurrency"),
         metavar="N",
-        help="requests in flight at once (default 32)",
+        help=f"requests in flight at once (default {DEFAULT_CONCURRENCY})",
     )
     api.add_argument(
         "--max-rps",
         type=checked("max_rps"),
         metavar="N",
-        help="requests per second ceiling (default 50; 0 = off)",
+        help=f"requests per second ceiling (default {DEFAULT_MAX_RPS:g}; 0 = off)",
     )
     api.add_argument(
         "--max-rpm",
         type=checked("max_rpm"),
         metavar="N",
-        help="requests per minute ceiling (default 1000; 0 = off)",
+        help=f"requests per minute ceiling (default {DEFAULT_MAX_RPM:g}; 0 = off)",
     )
     dest = parser.add_argument_group("destination")
     dest.add_argument(

@@ -40,16 +40,15 @@ from .destination import (
 )
 from .errors import fatal_errors_as_one_line
 from .history import apply_history
-from .housekeeping import prune_completed_packages
 from .lock import run_lock
 from .migration import adopt_former_folder, former_names
 from .options import NO_TASKS, PIPELINE_NAME, RunOptions
 from .ownership import claim_working_folder
-from .post_load import after_load
+from .post_load import after_load, prune_completed_packages
 from .preflight import check_before_start
+from .progress import StepCollector, dlt_log_collector
 from .set_aside import set_aside_when_terminal
 from .stderr import say
-from .steps import StepCollector, dlt_log_collector
 from .waiting import busy_reason, wait_while_busy
 
 T = TypeVar("T")

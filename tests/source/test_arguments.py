@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from feishu_followers.durations import parse_duration
+from feishu_followers.options import parse_duration
 from feishu_tasks import feishu_tasks
 from feishu_tasks.arguments import check_arguments
 from feishu_tasks.credentials import FeishuUserCredentials
