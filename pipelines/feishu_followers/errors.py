@@ -1,4 +1,4 @@
-"""Turning a failed run into the one line the user needs (printed by ``stderr.say``).
+"""Turning a failed run into the one line the user needs (printed by ``stderr.say``)."""
 
 from __future__ import annotations
 
