@@ -378,12 +378,17 @@ def test_the_journal_is_the_one_run_finds_for_the_same_pipeline_options(tmp_path
         str(pipelines),
     ]
     started = subprocess.Popen(command, cwd=tmp_path, env=listen_env(), stderr=subprocess.PIPE, text=True)
-    assert started.stderr is not None
-    line = started.stderr.readline()  # the ready line: the journal it records to
-    with sqlite3.connect(default_journal_path(pipelines, PIPELINE_NAME)) as db:
-        wait_for(lambda: db.execute("select count(*) from receivers").fetchone() == (1,), "its heartbeat")
-    started.send_signal(signal.SIGTERM)
-    assert started.wait(30) == 0
+    try:
+        assert started.stderr is not None
+        line = started.stderr.readline()  # the ready line: the journal it records to
+        with sqlite3.connect(default_journal_path(pipelines, PIPELINE_NAME)) as db:
+            wait_for(lambda: db.execute("select count(*) from receivers").fetchone() == (1,), "its heartbeat")
+        started.send_signal(signal.SIGTERM)
+        assert started.wait(30) == 0
+    finally:
+        if started.poll() is None:  # a failed check must not leave the receiver running
+            started.kill()
+            started.wait()
     assert f"journal {default_journal_path(pipelines, PIPELINE_NAME)}" in line
 
 
