@@ -133,7 +133,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sched = parser.add_argument_group("scheduling")
     sched.add_argument(
-        "--full-refresh", action="store_true", help="--discover lists every task, not only new ones"
+        "--full-refresh",
+        action="store_true",
+        default=None,
+        help="--discover lists every task, not only new ones",
     )
     sched.add_argument(
         "--discover-lookback",

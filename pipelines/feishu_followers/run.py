@@ -24,7 +24,6 @@ from dlt.extract import DltSource
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
 from feishu_tasks.errors import FatalError
-from feishu_tasks.journal import default_journal_path
 from feishu_tasks.known_tasks import count_stale, estimated_requests
 from feishu_tasks.stats import FetchStats
 from feishu_tasks.task_ids import read_task_ids_file
@@ -87,11 +86,8 @@ def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
 
 
 def journal_path(options: RunOptions) -> Path:
-    """The change journal: ``--journal``, else beside the pipeline's working folder (where ``listen``
-    of the same pipeline options writes it)."""
-    if options.journal:
-        return Path(options.journal)
-    return default_journal_path(options.pipelines_dir or get_dlt_pipelines_dir(), options.pipeline_name)
+    """The change journal (see ``RunOptions.journal_file``)."""
+    return options.journal_file()
 
 
 def make_pipeline(
@@ -194,9 +190,8 @@ class Run:
             return self.result
         self.inputs.dry_run = options.dry_run
         self.inputs.rows_per_part = options.memory.rows_per_part
-        journal = str(journal_path(options)) if options.changed else None
         with run_control(self.control):
-            source = feishu_tasks(**options.source_arguments(task_ids), journal=journal)
+            source = feishu_tasks(**options.source_arguments(task_ids))
         if options.dry_run:
             self.dry_run(pipeline, source)
         else:

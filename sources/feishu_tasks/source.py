@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 import dlt
 from dlt.sources import DltResource
 
-from .arguments import check_arguments
+from .arguments import check_arguments, check_journal
 from .client import ClientSettings
 from .control import current_run_control
 from .credentials import FeishuCredentials
@@ -171,6 +171,7 @@ def feishu_tasks(
         stale_after_seconds=stale_after_seconds,
         max_requests=max_requests,
     )
+    check_journal(journal)
     control = current_run_control()
     settings = ClientSettings(
         base_url=base_url.rstrip("/"),
