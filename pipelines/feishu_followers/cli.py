@@ -157,6 +157,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="cap the run's API calls; the rest waits for later runs",
     )
     sched.add_argument(
+        "--max-rate-limited",
+        type=checked("max_rate_limited"),
+        metavar="DURATION",
+        help="stop (exit 1, after loading what was fetched) once an endpoint has answered nothing but "
+        "rate limits this long (default 5m)",
+    )
+    sched.add_argument(
         "--lock-timeout",
         type=checked("lock_timeout"),
         metavar="DURATION",
@@ -356,6 +363,9 @@ def _run(args: argparse.Namespace) -> int:
     elif stop.signum is None:  # --quiet: the one-line outcome (after a signal, the "stopped by" line is)
         print(outcome_line(result), flush=True)
     if stop.signum is None:
+        if result.stats.rate_limit_stop:  # a fatal condition of this run, after loading what it fetched
+            say(f"error: {result.stats.rate_limit_stop}")
+            return EXIT_FATAL
         return 0
     stats = result.stats
     say(

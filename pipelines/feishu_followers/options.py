@@ -154,6 +154,10 @@ PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
         str(RULES["stale_after_seconds"]),
     ),
     "progress_interval": (_seconds, "a duration such as 30s or 5m (0 = no progress lines)"),
+    "max_rate_limited": (
+        in_source_range("max_rate_limited_seconds", _seconds),
+        "a duration such as 90s, 5m or 1h, more than 0",
+    ),
 }
 
 
@@ -171,7 +175,11 @@ FLAG_PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     ),
 }
 # The flag of a config key named otherwise (the source's name for what the flag sets).
-FLAG_OF = {"stale_after_seconds": "--stale-after", "discover_lookback_seconds": "--discover-lookback"}
+FLAG_OF = {
+    "stale_after_seconds": "--stale-after",
+    "discover_lookback_seconds": "--discover-lookback",
+    "max_rate_limited_seconds": "--max-rate-limited",
+}
 
 
 def parsed(name: str, value: Any) -> Any:
@@ -238,6 +246,8 @@ class RunOptions:
         source_args = {name: flags[name] for name in SOURCE_FLAGS if flags.get(name) is not None}
         if flags.get("discover_lookback") is not None:
             source_args["discover_lookback_seconds"] = int(flags["discover_lookback"])
+        if flags.get("max_rate_limited") is not None:
+            source_args["max_rate_limited_seconds"] = flags["max_rate_limited"]
         return cls(
             task_ids=list(flags.get("task_ids") or []) or _list_from_config("task_ids"),
             task_ids_file=flags.get("task_ids_file"),

@@ -55,6 +55,7 @@ RULES: dict[str, Range] = {
     "discover_lookback_seconds": SECONDS,
     "stale_after_seconds": SECONDS,
     "max_requests": Range(0, 10**12, whole=True),
+    "max_rate_limited_seconds": SOME_SECONDS,
 }
 
 

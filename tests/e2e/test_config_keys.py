@@ -49,6 +49,7 @@ REFUSED: dict[str, tuple[str, str, list[str] | None]] = {
     "max_attempts": ("0", "0", None),
     "backoff_base_seconds": ("-1", "-1", None),
     "journal": (".", '"."', ["--changed", "--journal", "."]),  # a folder, not the journal's file
+    "max_rate_limited_seconds": ("0", "0", ["--max-rate-limited", "0"]),
 }
 PARAMETERS = [name for name in inspect.signature(feishu_tasks).parameters if name != "credentials"]
 
