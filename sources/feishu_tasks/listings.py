@@ -111,6 +111,7 @@ class ListReading:
         self.emit, self.enqueue, self.count_listing_request = emit, enqueue, count_listing_request
         self.dry_run = dry_run
         self.outcomes: list[TasklistOutcome] = []
+        self.member_of_none = False  # all_tasklists, no list named, and the credentials see none
         self.by_status: dict[str, int] = {}  # the run's FetchStats.tasklists_by_status
 
     async def run(self, guids: list[str], all_tasklists: bool, completed: bool | None) -> None:
@@ -122,6 +123,7 @@ class ListReading:
             else:
                 await self._done(unreadable_list(raw, "not a task list guid: a UUID was expected"))
         visible = await self._visible(set(wanted), all_tasklists)
+        self.member_of_none = all_tasklists and not guids and not visible
         targets = list(dict.fromkeys([*wanted, *(visible if all_tasklists else [])]))
         for guid in targets:
             outcome = await read_tasklist(self.client, guid, self.user_id_type, completed)
@@ -160,6 +162,11 @@ class ListReading:
 
     def nothing_readable(self) -> str | None:
         """Why not one list could be read, when that is so (for a run with no other input)."""
+        if self.member_of_none:
+            return (
+                "the credentials are a member of no task list (--all-tasklists found none); add the app "
+                "as a member (viewer is enough) of the lists to read"
+            )
         if not self.outcomes or any(o.status == LIST_OK for o in self.outcomes):
             return None
         counts: dict[str, int] = {}

@@ -313,3 +313,21 @@ def test_v2_follows_unfollows_list_moves_and_history_then_v1(loader: Loader, wor
     apis = dict(loader.query(f"select task_id, api from {DATASET}.task_fetch_status where status = 'ok'"))
     assert set(apis.values()) == {"v1"}
     assert (added_app,) in closed_follows(loader, grow)
+
+
+def test_an_app_member_of_no_list_stops_the_run_with_one_line(loader: Loader, world: World, tmp_path) -> None:
+    """Issue 21, 6: it ran every hour with exit 0 and "loaded 0 task(s)"."""
+    for guid in world.find_tasklists(app_member=True):
+        world.set_tasklist_app_role(guid, None)
+    done = cli(["run", "--all-tasklists", *loader.cli_args()], tmp_path, sim_env(loader.sim))
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "feishu-followers: error: the credentials are a member of no task list (--all-tasklists found "
+        "none); add the app as a member (viewer is enough) of the lists to read"
+    ]
+    ids = world.task_ids()[:2]  # with other input, the run goes on
+    given = [arg for task in ids for arg in ("--task-id", task)]
+    done = cli(["run", "--all-tasklists", *given, *loader.cli_args()], tmp_path, sim_env(loader.sim))
+    assert done.returncode == 0, done.stderr
+    assert loader.followers() == truth(world, ids)
