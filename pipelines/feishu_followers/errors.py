@@ -234,6 +234,10 @@ def fatal_errors_as_one_line() -> Iterator[None]:
     except FatalError:
         raise
     except Exception as exc:
+        # A second Ctrl-C / SIGTERM inside a dlt step comes wrapped in PipelineStepFailed: it is
+        # the abort it was, not a failure whose message is the signal's number.
+        if interrupt := next((c for c in causes(exc) if isinstance(c, KeyboardInterrupt)), None):
+            raise interrupt from None
         line = explain_failure(exc)
         if line is None:
             raise
