@@ -174,3 +174,32 @@ def test_stale_after_seconds_from_config_sweeps_known_tasks(
     assert done.returncode == 0, done.stderr
     assert loader.followers() == truth(world, ids)
     assert loader.query(f"select count(*) from {DATASET}.task_fetch_status") == [(6,)]
+
+
+@pytest.mark.parametrize("where", ["env", "secrets.toml"])
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://loader:pw-9f2c@localhost:99999x/db", "postgresql://loader:pw-9f2c@db.internal:port/db"],
+)
+def test_a_malformed_postgres_url_is_a_config_error_naming_the_setting(
+    tmp_path: Path, url: str, where: str
+) -> None:
+    """Issue 21, 6: a bad port was "unexpected InvalidNativeValue … (a bug: please report it)"."""
+    (tmp_path / ".dlt").mkdir()
+    secrets = f'[sources.feishu_tasks.credentials]\napp_id = "{APP_ID}"\napp_secret = "{APP_SECRET}"\n'
+    env = {"SOURCES__FEISHU_TASKS__BASE_URL": UNREACHABLE}
+    if where == "env":
+        env["DESTINATION__POSTGRES__CREDENTIALS"] = url
+    else:
+        secrets += f'\n[destination.postgres]\ncredentials = "{url}"\n'
+    (tmp_path / ".dlt" / "secrets.toml").write_text(secrets)
+    args = ["run", "--destination", "postgres", "--task-id", TASK, "--pipelines-dir", str(tmp_path / "p")]
+    done = cli(args, tmp_path, env)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "feishu-followers: error: DESTINATION__POSTGRES__CREDENTIALS / credentials under "
+        "[destination.postgres] in .dlt/secrets.toml: cannot parse"
+    ), done.stderr
+    assert "pw-9f2c" not in done.stderr + done.stdout and "bug" not in done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".dlt"], "a refused run created something"
