@@ -37,6 +37,7 @@ from .destination import (
     query_task_ids,
     skipped_steps_note,
 )
+from .dry_run import dry_run_destination, pending_note
 from .errors import fatal_errors_as_one_line
 from .history import apply_history
 from .housekeeping import prune_completed_packages
@@ -103,7 +104,7 @@ def make_pipeline(
     try:
         pipeline = dlt.pipeline(
             pipeline_name=options.pipeline_name,
-            destination=make_destination(options),
+            destination=dry_run_destination(options) or make_destination(options),
             dataset_name=options.dataset,
             pipelines_dir=pipelines_dir,
             **extra,
@@ -177,15 +178,20 @@ class Run:
     def execute(self) -> RunResult:
         options = self.options
         pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
-        self.waiting(lambda: check_writable(pipeline, options), "opening it")
+        if not options.dry_run:  # a dry run writes nothing at the destination (dry_run.py)
+            self.waiting(lambda: check_writable(pipeline, options), "opening it")
         if claim_working_folder(options, pipeline):  # it worked for another destination: start afresh
             pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
         task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
         if (note := skipped_steps_note(pipeline)) and not options.quiet:
             self.notify(note)
-        self.result.completed_pending = self.waiting(
-            lambda: finish_pending(pipeline), "loading what an earlier run fetched"
-        )
+        if options.dry_run:
+            if note := pending_note(pipeline):
+                self.notify(note)
+        else:
+            self.result.completed_pending = self.waiting(
+                lambda: finish_pending(pipeline), "loading what an earlier run fetched"
+            )
         if self.inputs.stop.is_set():
             return self.result
         self.inputs.dry_run = options.dry_run
