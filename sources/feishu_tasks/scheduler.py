@@ -32,7 +32,7 @@ from .followers import fetch_task_followers, fetch_task_followers_v2
 from .items import DiscoveredTasks, DiscoveryDone, Emit, OutcomeBatch, TaskOutcome, invalid_outcome
 from .journal import FOLLOWER_EVENT_TYPES, TaskChange
 from .ledger import TakenTasks
-from .listings import ListReading, iter_task_pages
+from .listings import KnownTasklists, ListReading, iter_task_pages
 from .settings import (
     CODE_INVALID_TASK,
     DEFAULT_FOLLOWERS_API,
@@ -69,6 +69,8 @@ class FetchPlan:
     sweep_task_ids: Collection[str] = ()
     # Requests each known task took last time (when more than one), so max_requests admits whole tasks.
     expected_pages: Mapping[str, int] = field(default_factory=dict)
+    # The task lists read before, and their tasks then (``--all-tasklists``): see listings.py.
+    known_tasklists: KnownTasklists | None = None
     # Tasks the change journal marks (task id → the latest change), read first, each through its API.
     changed: Mapping[str, TaskChange] = field(default_factory=dict)
 
@@ -256,6 +258,7 @@ class FetchScheduler:
             enqueue,
             self._count_listing_request,
             self.inputs.dry_run,
+            plan.known_tasklists,
         )
         reading.by_status = self.stats.tasklists_by_status
         try:
