@@ -24,7 +24,7 @@ from typing import Any
 
 from .client import FeishuClient
 from .endpoints import LIST_TASKS, TASKLIST_TASKS, TASKLISTS
-from .errors import FatalError, TaskError, business_code
+from .errors import FatalError, RetriesExhausted, TaskError, business_code
 from .items import (
     GONE_REASON,
     LIST_FAILED,
@@ -163,10 +163,14 @@ class ListReading:
                 found += [guid for item in page if (guid := normalize_task_id(str(item["guid"])))]
         except TaskError as exc:
             if all_tasklists and not wanted:
-                raise FatalError(
-                    f"cannot list the task lists the credentials can see ({exc}); check that the app has "
-                    "the task list read scope (task:tasklist:read) and is a member of the lists"
-                ) from None
+                advice = (
+                    "the API kept failing (a 5xx, a timeout, rate limits); the next run tries again"
+                    if isinstance(exc, RetriesExhausted)
+                    else "check that the app has the task list read scope (task:tasklist:read) and is a "
+                    "member of the lists"
+                )
+                why = f"cannot list the task lists the credentials can see ({exc})"
+                raise FatalError(f"{why}; {advice}") from None
         return found
 
     async def _gone(self, seen: set[str]) -> None:

@@ -59,3 +59,17 @@ def test_a_healthy_run_that_meets_429s_longer_than_the_bound_in_total_completes(
     assert set(loader.statuses().values()) == {"ok"}
     # what makes the test able to fail: a bound on the total time rate limited would have stopped it
     assert summary["rate_limited"] >= 8 and summary["fetch_seconds"] > bound, summary
+
+
+def test_task_lists_that_cannot_be_listed_for_rate_limits_do_not_blame_the_scope(
+    loader: Loader, tmp_path: Path
+) -> None:
+    """Every answer 429 from the start: the listing of the lists gives up; the line says why, not
+    "check the scope"."""
+    loader.sim.faults.rate_limit_fraction = 1.0
+    loader.sim.faults.storm_reset_seconds = 0  # each try waits a moment, not a second
+    done = cli(["run", "--all-tasklists", *loader.cli_args()], tmp_path, env_for(loader))
+    assert done.returncode == 1, done.stderr
+    line = assert_one_line(done.stderr, "feishu-followers: error: ")
+    assert "cannot list the task lists" in line and "rate limited" in line, line
+    assert "scope" not in line and "the next run tries again" in line
