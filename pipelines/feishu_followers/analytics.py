@@ -28,7 +28,14 @@ from feishu_tasks.settings import STATUSES
 from .destination import destination_kind
 from .options import PIPELINE_NAME, parse_duration
 from .relations import VIEW, dataset_relations, rolled_back
+from .stderr import say
 from .views import STALE_AFTER
+from .waiting import wait_while_busy
+
+# How long a query waits for a DuckDB file that a load holds (DuckDB: one writer, or readers):
+# a load's merge and views take seconds to minutes; past this the query says the file is busy.
+DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
+BUSY_ADVICE = "try again once the load ends, or pass a longer lock_timeout"
 
 
 class FollowerAnalytics:
@@ -36,11 +43,16 @@ class FollowerAnalytics:
 
     Each query connects, runs in a transaction that is rolled back, and disconnects: DuckDB
     allows one writer process, and a reader that held the file open would block the scheduled
-    load. ``open`` also opens a DuckDB file read-only.
+    load. ``open`` also opens a DuckDB file read-only. A DuckDB file that a load holds is waited
+    for, up to ``lock_timeout`` seconds (one line on stderr says so); past it the query raises
+    ``DestinationBusy`` saying the file is busy.
     """
 
-    def __init__(self, sql_client: Callable[[], SqlClientBase[Any]]) -> None:
+    def __init__(
+        self, sql_client: Callable[[], SqlClientBase[Any]], lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+    ) -> None:
         self._sql_client = sql_client
+        self.lock_timeout = lock_timeout
         found = self._run(lambda client: dataset_relations(client).get("load_health"))
         if found != VIEW:
             raise LookupError(
@@ -49,22 +61,35 @@ class FollowerAnalytics:
             )
 
     @classmethod
-    def open(cls, duckdb_path: str | Path, dataset: str = "feishu_tasks") -> FollowerAnalytics:
-        """A DuckDB file, read-only (a running load keeps its file locked until it ends)."""
+    def open(
+        cls,
+        duckdb_path: str | Path,
+        dataset: str = "feishu_tasks",
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    ) -> FollowerAnalytics:
+        """A DuckDB file, read-only (a running load keeps its file locked until it ends: waited for)."""
         if not Path(duckdb_path).exists():
             raise FileNotFoundError(f"no DuckDB file at {duckdb_path}")
         credentials = DuckDbCredentials(str(Path(duckdb_path).resolve()), read_only=True)
-        return cls.from_destination(dlt.destinations.duckdb(credentials), dataset)
+        return cls.from_destination(dlt.destinations.duckdb(credentials), dataset, lock_timeout)
 
     @classmethod
-    def from_destination(cls, destination: Destination[Any, Any] | str, dataset: str) -> FollowerAnalytics:
+    def from_destination(
+        cls,
+        destination: Destination[Any, Any] | str,
+        dataset: str,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    ) -> FollowerAnalytics:
         """Any dlt destination (a factory, or a name whose credentials dlt reads from its config)."""
         data = dlt.dataset(destination, dataset, schema=dlt.Schema(dataset))  # no schema lookup
-        return cls(lambda: data.sql_client)
+        return cls(lambda: data.sql_client, lock_timeout)
 
     @classmethod
     def from_pipeline(
-        cls, pipeline_name: str = PIPELINE_NAME, pipelines_dir: str | Path | None = None
+        cls,
+        pipeline_name: str = PIPELINE_NAME,
+        pipelines_dir: str | Path | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
     ) -> FollowerAnalytics:
         """The destination and dataset that a dlt pipeline loaded into: by default the CLI's, the
         example pipeline's and the recipes' ``feishu_followers``.
@@ -82,8 +107,9 @@ class FollowerAnalytics:
         if destination_kind(pipeline) == "duckdb":
             credentials = DuckDbCredentials()
             credentials.parse_native_representation(load_info.destination_displayable_credentials)
-            return cls.open(credentials.database, load_info.dataset_name or pipeline.dataset_name)
-        return cls(pipeline.sql_client)
+            dataset = load_info.dataset_name or pipeline.dataset_name
+            return cls.open(credentials.database, dataset, lock_timeout)
+        return cls(pipeline.sql_client, lock_timeout)
 
     @property
     def dataset(self) -> str:
@@ -101,8 +127,12 @@ class FollowerAnalytics:
         self.close()
 
     def _run(self, work: Callable[[SqlClientBase[Any]], Any]) -> Any:
-        with self._sql_client() as client, rolled_back(client):
-            return work(client)
+        def query() -> Any:
+            with self._sql_client() as client, rolled_back(client):
+                return work(client)
+
+        what = "reading the analytics views"
+        return wait_while_busy(query, what, self.lock_timeout, say, advice=BUSY_ADVICE)
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Any query as a DataFrame; ``{ds}`` stands for the quoted dataset, ``%s`` for a parameter.

@@ -142,7 +142,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sched = parser.add_argument_group("scheduling")
     sched.add_argument(
-        "--full-refresh", action="store_true", help="--discover lists every task, not only new ones"
+        "--full-refresh",
+        action="store_true",
+        default=None,
+        help="--discover lists every task, not only new ones",
     )
     sched.add_argument(
         "--discover-lookback",
@@ -161,6 +164,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         type=checked("max_requests"),
         metavar="N",
         help="cap the run's API calls; the rest waits for later runs",
+    )
+    sched.add_argument(
+        "--max-rate-limited",
+        type=checked("max_rate_limited"),
+        metavar="DURATION",
+        help="stop (exit 1, after loading what was fetched) once an endpoint has answered nothing but "
+        "rate limits this long (default 5m)",
     )
     sched.add_argument(
         "--lock-timeout",
@@ -364,6 +374,9 @@ def _run(args: argparse.Namespace) -> int:
     elif stop.signum is None:  # --quiet: the one-line outcome (after a signal, the "stopped by" line is)
         print(outcome_line(result), flush=True)
     if stop.signum is None:
+        if result.stats.rate_limit_stop:  # a fatal condition of this run, after loading what it fetched
+            say(f"error: {result.stats.rate_limit_stop}")
+            return EXIT_FATAL
         return 0
     stats = result.stats
     say(

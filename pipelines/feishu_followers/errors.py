@@ -13,6 +13,7 @@ from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigProviderException,
     ConfigValueCannotBeCoercedException,
+    InvalidNativeValue,
     LookupTrace,
     LookupTraces,
 )
@@ -183,6 +184,25 @@ def _bad_config_value(exc: ConfigValueCannotBeCoercedException) -> str:
     return f"configuration value {exc.field_name}:{shown} is not a valid {expected}"
 
 
+def _unparsable_value(exc: InvalidNativeValue) -> str:
+    """A connection string dlt cannot parse (``postgresql://u:p@host:99999x/db``): name the setting.
+
+    dlt's message never shows the value (it may hold a password), and neither does ours.
+    """
+    spec = exc.spec.__name__
+    kind = spec.removesuffix("Credentials").lower()
+    where = ".".join(exc.embedded_sections) or "the value"
+    in_secrets = f"credentials under [destination.{kind}] in .dlt/secrets.toml"
+    setting = (
+        f"DESTINATION__{kind.upper()}__CREDENTIALS / {in_secrets}"
+        if spec.endswith("Credentials") and kind
+        else where
+    )
+    expected = str(exc.inner_exception).strip().splitlines()
+    detail = f": {expected[0]}" if expected and exc.inner_exception is not ValueError else ""
+    return f"{setting}: cannot parse the value given (not shown: it may hold a password){detail}"
+
+
 def _ours(exc: BaseException) -> str | None:
     return str(exc) if isinstance(exc, FatalError) else None
 
@@ -192,6 +212,8 @@ def _configuration(exc: BaseException) -> str | None:
         return missing_config_line(exc)
     if isinstance(exc, ConfigValueCannotBeCoercedException):
         return _bad_config_value(exc)
+    if isinstance(exc, InvalidNativeValue):
+        return _unparsable_value(exc)
     if isinstance(exc, ConfigProviderException):
         return f"cannot read dlt's configuration: {_first_line(exc)}"
     return None
@@ -234,6 +256,10 @@ def fatal_errors_as_one_line() -> Iterator[None]:
     except FatalError:
         raise
     except Exception as exc:
+        # A second Ctrl-C / SIGTERM inside a dlt step comes wrapped in PipelineStepFailed: it is
+        # the abort it was, not a failure whose message is the signal's number.
+        if interrupt := next((c for c in causes(exc) if isinstance(c, KeyboardInterrupt)), None):
+            raise interrupt from None
         line = explain_failure(exc)
         if line is None:
             raise

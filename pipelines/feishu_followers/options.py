@@ -12,12 +12,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.pipeline import get_dlt_pipelines_dir
 
-from feishu_tasks.arguments import CENTURY
+from feishu_tasks.arguments import CENTURY, RULES
 from feishu_tasks.errors import ConfigError, FatalError
+from feishu_tasks.journal import default_journal_path
 
 from .budget import DEFAULT_BUDGET, MIN_BUDGET, MemoryPlan, parse_size, plan_memory
 
@@ -81,6 +84,21 @@ def _list_from_config(name: str) -> list[str]:
     return list(value)
 
 
+def _first_set(value: Any, otherwise: Callable[[], Any]) -> Any:
+    """``value`` unless it is None (a zero duration is a value), else ``otherwise()``."""
+    return otherwise() if value is None else value
+
+
+def _configured(name: str) -> bool:
+    return from_config(name, None) is not None
+
+
+def _stale_after_seconds() -> timedelta | None:
+    """``stale_after_seconds``, the source's name of ``stale_after`` (a number of seconds)."""
+    seconds = from_config("stale_after_seconds", None)
+    return None if seconds is None else timedelta(seconds=parsed("stale_after_seconds", seconds))
+
+
 def parse_bool(value: Any) -> bool:
     """A flag from TOML (a bool) or an env var (a string such as ``true`` / ``0``)."""
     if isinstance(value, bool):
@@ -116,6 +134,23 @@ def _seconds(value: Any) -> float:
     return parse_duration(str(value)).total_seconds()
 
 
+def in_source_range(name: str, parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``parse``, then the source's own range check of its argument ``name`` (arguments.py): a
+    value the CLI takes is one the source takes, whichever way it is given."""
+
+    def check(value: Any) -> Any:
+        number = parse(value)
+        if not RULES[name].admits(number):
+            raise ValueError(value)
+        return number
+
+    return check
+
+
+def _number(value: Any) -> float:
+    return float(str(value).strip())
+
+
 # Run options read from flags or dlt config: name → (parser, what it accepts).
 PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "discover": (parse_bool, "true or false"),
@@ -123,38 +158,45 @@ PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "all_tasklists": (parse_bool, "true or false"),
     "tasklist_completed": (parse_bool, "true or false"),
     "quiet": (parse_bool, "true or false"),
-    "max_requests": (parse_count, "a whole number of requests"),
+    "full_refresh": (parse_bool, "true or false"),
+    "max_requests": (in_source_range("max_requests", parse_count), "a whole number of requests"),
     "rows_per_load": (parse_count, "a whole number of rows (0 = one load)"),
     "memory_budget": (_budget, "a size such as 256MB or 1GB, at least 128MB"),
     "duckdb_memory_limit": (_size, "a size such as 64MB or 1GB"),
     "stale_after": (parse_duration, "a duration such as 90s, 15m, 6h or 7d"),
     "lock_timeout": (_seconds, "a duration such as 90s, 5m or 1h"),
     "discover_lookback": (_seconds, "a duration such as 6h or 1d"),
+    # the source's name of --stale-after (README: SOURCES__FEISHU_TASKS__STALE_AFTER_SECONDS)
+    "stale_after_seconds": (
+        in_source_range("stale_after_seconds", _number),
+        str(RULES["stale_after_seconds"]),
+    ),
     "progress_interval": (_seconds, "a duration such as 30s or 5m (0 = no progress lines)"),
+    "max_rate_limited": (
+        in_source_range("max_rate_limited_seconds", _seconds),
+        "a duration such as 90s, 5m or 1h, more than 0",
+    ),
 }
 
 
-def _count_or_rate(value: Any) -> float:
-    """A number, at least 0 (0 switches a ceiling off)."""
-    number = float(str(value).strip())
-    if not number >= 0 or number == float("inf"):
-        raise ValueError(value)
-    return number
-
-
-def _positive_count(value: Any) -> int:
-    number = parse_count(value)
-    if number < 1:
-        raise ValueError(value)
-    return number
-
-
-# Source arguments a flag may set, checked as the run options are (the source checks its
+# Source arguments a flag may set, checked with the source's own ranges (the source checks its
 # config values itself, in the same words).
 FLAG_PARSERS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "concurrency": (_positive_count, "a whole number, at least 1"),
-    "max_rps": (_count_or_rate, "a number of requests per second, at least 0 (0 = no ceiling)"),
-    "max_rpm": (_count_or_rate, "a number of requests per minute, at least 0 (0 = no ceiling)"),
+    "concurrency": (in_source_range("concurrency", parse_count), str(RULES["concurrency"])),
+    "max_rps": (
+        in_source_range("max_rps", _number),
+        f"a number of requests per second: {RULES['max_rps']} (0 = no ceiling)",
+    ),
+    "max_rpm": (
+        in_source_range("max_rpm", _number),
+        f"a number of requests per minute: {RULES['max_rpm']} (0 = no ceiling)",
+    ),
+}
+# The flag of a config key named otherwise (the source's name for what the flag sets).
+FLAG_OF = {
+    "stale_after_seconds": "--stale-after",
+    "discover_lookback_seconds": "--discover-lookback",
+    "max_rate_limited_seconds": "--max-rate-limited",
 }
 
 
@@ -165,8 +207,9 @@ def parsed(name: str, value: Any) -> Any:
         return parse(value)
     except (ValueError, TypeError, FatalError):
         env = f"{SECTION}.{name}".upper().replace(".", "__")
+        flag = FLAG_OF.get(name, f"--{name.replace('_', '-')}")
         raise ConfigError(
-            f"--{name.replace('_', '-')} / {SECTION}.{name} ({env}): cannot use {value!r}; expected {accepts}"
+            f"{flag} / {SECTION}.{name} ({env}): cannot use {value!r}; expected {accepts}"
         ) from None
 
 
@@ -221,8 +264,10 @@ class RunOptions:
         source_args = {name: flags[name] for name in SOURCE_FLAGS if flags.get(name) is not None}
         if flags.get("discover_lookback") is not None:
             source_args["discover_lookback_seconds"] = int(flags["discover_lookback"])
+        if flags.get("max_rate_limited") is not None:
+            source_args["max_rate_limited_seconds"] = flags["max_rate_limited"]
         return cls(
-            task_ids=list(flags.get("task_ids") or []),
+            task_ids=list(flags.get("task_ids") or []) or _list_from_config("task_ids"),
             task_ids_file=flags.get("task_ids_file"),
             task_ids_query=flags.get("task_ids_query"),
             discover=bool(flags.get("discover")) or typed("discover", False),
@@ -239,9 +284,10 @@ class RunOptions:
             quiet=bool(flags.get("quiet")) or typed("quiet", False),
             verbose=bool(flags.get("verbose")),
             progress_interval=typed("progress_interval", cls.progress_interval),
-            full_refresh=bool(flags.get("full_refresh")),
-            stale_after=typed("stale_after", None),
-            changed=bool(flags.get("changed")) or typed("changed", False),
+            full_refresh=bool(flags.get("full_refresh")) or typed("full_refresh", False),
+            stale_after=_first_set(typed("stale_after", None), _stale_after_seconds),
+            # the source reads a journal it is given: so does a run given one in config
+            changed=bool(flags.get("changed")) or typed("changed", False) or _configured("journal"),
             journal=pick("journal", None),
             max_requests=typed("max_requests", None),
             dry_run=bool(flags.get("dry_run")),
@@ -264,6 +310,13 @@ class RunOptions:
         given = self.task_ids or self.task_ids_file or self.task_ids_query
         return bool(listed or given or self.stale_after is not None)
 
+    def journal_file(self) -> Path:
+        """The change journal: ``--journal``, else beside the pipeline's working folder (where
+        ``listen`` of the same pipeline options writes it)."""
+        if self.journal:
+            return Path(self.journal)
+        return default_journal_path(self.pipelines_dir or get_dlt_pipelines_dir(), self.pipeline_name)
+
     def source_arguments(self, task_ids: list[str]) -> dict[str, Any]:
         """The arguments of ``feishu_tasks(...)`` for this run; dlt config supplies the rest."""
         stale_seconds = self.stale_after.total_seconds() if self.stale_after is not None else None
@@ -276,5 +329,6 @@ class RunOptions:
             "full_refresh": self.full_refresh,
             "stale_after_seconds": stale_seconds,
             "max_requests": self.max_requests,
+            "journal": str(self.journal_file()) if self.changed else None,
             **self.source_args,
         }

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from dlt.common.configuration.exceptions import InvalidNativeValue
 from dlt.common.destination import Destination
 
 from feishu_tasks import feishu_tasks
 from feishu_tasks.errors import ConfigError, FatalError
 
 from .destination import make_destination
-from .errors import missing_packages_line
+from .errors import explain_failure, missing_packages_line
 from .options import NO_TASKS, SECTION, RunOptions, from_config
 
 BASE_URL_KEY = f"--base-url / {SECTION}.base_url ({SECTION.upper().replace('.', '__')}__BASE_URL)"
@@ -24,7 +25,9 @@ BASE_URL_KEY = f"--base-url / {SECTION}.base_url ({SECTION.upper().replace('.', 
 
 def check_before_start(options: RunOptions) -> None:
     """Raise the one-line error of the first thing that would stop the run; create nothing."""
-    check_installed(make_destination(options))  # also: an unknown name, a DuckDB file named badly
+    destination = make_destination(options)  # also: an unknown name, a DuckDB file named badly
+    check_installed(destination)
+    check_destination_config(destination)
     if not options.names_tasks():
         raise FatalError(NO_TASKS)
     check_base_url(options.source_args.get("base_url") or from_config("base_url", None))
@@ -56,3 +59,14 @@ def check_base_url(base_url: Any) -> None:
             f"{BASE_URL_KEY}: cannot use {text!r}; expected an http:// or https:// URL such as "
             "https://open.feishu.cn"
         )
+
+
+def check_destination_config(destination: Destination[Any, Any]) -> None:
+    """The destination's settings parse (a connection string with a bad port does not); a missing one
+    is left to dlt's own message at the pipeline, which names every key it tried."""
+    if str(destination.destination_type).endswith(".duckdb"):
+        return  # its file is ours (--duckdb), checked with the destination
+    try:
+        destination.configuration(None, accept_partial=True)
+    except InvalidNativeValue as exc:
+        raise ConfigError(explain_failure(exc) or str(exc)) from None

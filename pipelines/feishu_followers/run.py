@@ -24,7 +24,6 @@ from dlt.extract import DltSource
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
 from feishu_tasks.errors import FatalError
-from feishu_tasks.journal import default_journal_path
 from feishu_tasks.known_tasks import count_stale, estimated_requests
 from feishu_tasks.stats import FetchStats
 from feishu_tasks.task_ids import read_task_ids_file
@@ -38,6 +37,7 @@ from .destination import (
     query_task_ids,
     skipped_steps_note,
 )
+from .dry_run import dry_run_destination, pending_note
 from .errors import fatal_errors_as_one_line
 from .history import apply_history
 from .lock import run_lock
@@ -86,11 +86,8 @@ def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
 
 
 def journal_path(options: RunOptions) -> Path:
-    """The change journal: ``--journal``, else beside the pipeline's working folder (where ``listen``
-    of the same pipeline options writes it)."""
-    if options.journal:
-        return Path(options.journal)
-    return default_journal_path(options.pipelines_dir or get_dlt_pipelines_dir(), options.pipeline_name)
+    """The change journal (see ``RunOptions.journal_file``)."""
+    return options.journal_file()
 
 
 def make_pipeline(
@@ -106,7 +103,7 @@ def make_pipeline(
     try:
         pipeline = dlt.pipeline(
             pipeline_name=options.pipeline_name,
-            destination=make_destination(options),
+            destination=dry_run_destination(options) or make_destination(options),
             dataset_name=options.dataset,
             pipelines_dir=pipelines_dir,
             **extra,
@@ -180,22 +177,26 @@ class Run:
     def execute(self) -> RunResult:
         options = self.options
         pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
-        self.waiting(lambda: check_writable(pipeline, options), "opening it")
+        if not options.dry_run:  # a dry run writes nothing at the destination (dry_run.py)
+            self.waiting(lambda: check_writable(pipeline, options), "opening it")
         if claim_working_folder(options, pipeline):  # it worked for another destination: start afresh
             pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
         task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
         if (note := skipped_steps_note(pipeline)) and not options.quiet:
             self.notify(note)
-        self.result.completed_pending = self.waiting(
-            lambda: finish_pending(pipeline), "loading what an earlier run fetched"
-        )
+        if options.dry_run:
+            if note := pending_note(pipeline):
+                self.notify(note)
+        else:
+            self.result.completed_pending = self.waiting(
+                lambda: finish_pending(pipeline), "loading what an earlier run fetched"
+            )
         if self.inputs.stop.is_set():
             return self.result
         self.inputs.dry_run = options.dry_run
         self.inputs.rows_per_part = options.memory.rows_per_part
-        journal = str(journal_path(options)) if options.changed else None
         with run_control(self.control):
-            source = feishu_tasks(**options.source_arguments(task_ids), journal=journal)
+            source = feishu_tasks(**options.source_arguments(task_ids))
         if options.dry_run:
             self.dry_run(pipeline, source)
         else:

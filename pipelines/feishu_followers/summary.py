@@ -76,6 +76,8 @@ def outcome_line(result: RunResult) -> str:
         line += f"; {len(stats.listing_problems)} listing(s) broke off (see the summary without --quiet)"
     if stats.skipped_by_budget:
         line += f"; {stats.skipped_by_budget} not fetched (--max-requests reached, next run)"
+    if stats.rate_limit_stop:
+        line += f"; {stats.skipped_by_rate_limit} not fetched (rate limited too long, next run)"
     not_ok = not_ok_line(result)
     return line + (f"; {not_ok.strip()}" if not_ok else "")
 
@@ -105,6 +107,8 @@ def format_summary(result: RunResult) -> str:
         lines.append(f"  dlt steps: {steps}")
     if stats.skipped_by_budget:
         lines.append(f"  not fetched (--max-requests reached, next run): {stats.skipped_by_budget}")
+    if stats.rate_limit_stop:
+        lines.append(f"  not fetched (rate limited too long, next run): {stats.skipped_by_rate_limit}")
     lines += [f"  {problem} (the tasks found before it were fetched)" for problem in stats.listing_problems]
     if stats.interrupted:
         lines.append(f"  stopped early: {stats.interrupted} task(s) in flight left for the next run")
@@ -132,7 +136,12 @@ def summary_json(result: RunResult, stopped_by: str | None = None) -> dict[str, 
         "tasks": {"total": stats.tasks_done, **tasks_per_status(stats)},
         "tasklists": dict(stats.tasklists_by_status),
         "listing_problems": list(stats.listing_problems),
-        "not_fetched": {"max_requests": stats.skipped_by_budget, "stopped": stats.interrupted},
+        "not_fetched": {
+            "max_requests": stats.skipped_by_budget,
+            "stopped": stats.interrupted,
+            "rate_limited": stats.skipped_by_rate_limit,
+        },
+        "rate_limit_stop": stats.rate_limit_stop,
         "followers": stats.followers,
         "requests": stats.requests,
         "retries": stats.retries,

@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 BUSY_MARKERS = ("Could not set lock", "Conflicting lock")
 POLL_SECONDS = 1.0
+RUN_ADVICE = "close it there, or raise --lock-timeout. Nothing fetched is lost: the next run loads it first"
 
 
 class DestinationBusy(FatalError):
@@ -53,6 +54,7 @@ def wait_while_busy(
     stopping: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    advice: str = RUN_ADVICE,
 ) -> T:
     """``step()``, tried again while the DuckDB file is held elsewhere, for up to ``timeout_seconds``.
 
@@ -70,9 +72,7 @@ def wait_while_busy(
             if clock() >= deadline or stopping():
                 why = "a stop was requested" if stopping() else f"still held after {timeout_seconds:.0f} s"
                 raise DestinationBusy(
-                    f"{what}: the DuckDB file is in use elsewhere ({reason}) and {why}; "
-                    "close it there, or raise --lock-timeout. Nothing fetched is lost: the next run "
-                    "loads it first"
+                    f"{what}: the DuckDB file is in use elsewhere ({reason}) and {why}; {advice}"
                 ) from None
             if not told:
                 notify(f"waiting up to {timeout_seconds:.0f} s for the DuckDB file ({what}): {reason}")

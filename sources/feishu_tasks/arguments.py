@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -54,6 +55,7 @@ RULES: dict[str, Range] = {
     "discover_lookback_seconds": SECONDS,
     "stale_after_seconds": SECONDS,
     "max_requests": Range(0, 10**12, whole=True),
+    "max_rate_limited_seconds": SOME_SECONDS,
 }
 
 
@@ -63,3 +65,13 @@ def check_arguments(**arguments: Any) -> None:
         if value is not None and not RULES[name].admits(value):
             env = f"SOURCES__FEISHU_TASKS__{name.upper()}"
             raise ConfigError(f"{name} ({env}): cannot use {value!r}; expected {RULES[name]}")
+
+
+def check_journal(journal: str | None) -> None:
+    """The change journal is a file (created when missing): a folder would fail at the first read, as
+    if the destination had."""
+    if journal is not None and Path(journal).is_dir():
+        raise ConfigError(
+            f"journal (SOURCES__FEISHU_TASKS__JOURNAL): cannot use {journal!r}; it is a folder, "
+            "expected the change journal's file"
+        )

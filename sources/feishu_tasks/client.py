@@ -40,6 +40,7 @@ from .settings import (
     DEFAULT_MAX_LISTING_PAGES,
     DEFAULT_MAX_LISTING_SECONDS,
     DEFAULT_MAX_PAGES_PER_TASK,
+    DEFAULT_MAX_RATE_LIMITED_SECONDS,
     DEFAULT_MAX_RPM,
     DEFAULT_MAX_RPS,
     DEFAULT_MAX_SECONDS_PER_TASK,
@@ -48,7 +49,7 @@ from .settings import (
 )
 from .stats import FetchStats
 from .transport import NoAnswer, PlainHttp, PooledHttp, Reply
-from .watches import CredentialsWatch, FirstAnswersWatch
+from .watches import CredentialsWatch, FirstAnswersWatch, RateLimitWatch
 
 T = TypeVar("T")
 
@@ -85,6 +86,7 @@ class FeishuClient:
         task_bounds: PagingBounds | None = None,
         listing_bounds: PagingBounds | None = None,
         base_url: str = "",
+        max_rate_limited_seconds: float = DEFAULT_MAX_RATE_LIMITED_SECONDS,
     ) -> None:
         self.max_requests = max_requests
         self.http = http
@@ -96,6 +98,7 @@ class FeishuClient:
         self.listing_bounds = listing_bounds or ClientSettings("").listing_bounds()
         self.watch = FirstAnswersWatch(base_url or "the server")
         self.credentials = CredentialsWatch()
+        self.rate_limits = RateLimitWatch(max_rate_limited_seconds)
 
     async def get(
         self, path: str, params: dict[str, Any], parse: PageParser[T], endpoint: Endpoint = FOLLOWERS
@@ -115,6 +118,7 @@ class FeishuClient:
                     return verdict
                 case RateLimited():
                     self.stats.rate_limited += 1
+                    self.rate_limits.rate_limited(endpoint)
                     limiter.adapt(verdict.limit, verdict.reset_seconds)
                     limiter.pause(attempts.after_rate_limit(verdict))
                 case Transient() | Malformed():
@@ -171,8 +175,10 @@ class FeishuClient:
         """Counts the request against the budget, waits for pacing, and returns the token to send."""
         if self.max_requests is not None and self.stats.sent >= self.max_requests:
             raise BudgetExhausted()
+        self.rate_limits.check()
         self.stats.sent += 1  # counted before any await, so concurrent requests cannot overshoot
         await limiter.acquire()
+        self.rate_limits.check()  # the bound was reached while this one waited out the pause
         return await self.tokens.get()
 
     async def _ask(
@@ -189,6 +195,8 @@ class FeishuClient:
         self.stats.count_answer()
         verdict = classify(reply.status, reply.headers, reply.body, endpoint.family)
         self.watch.note(verdict)
+        if not isinstance(verdict, RateLimited):
+            self.rate_limits.answered(endpoint)
         if type(verdict) is Ok or type(verdict) is TaskFailed:  # the credentials got past authentication
             self.credentials.accepted(endpoint)
         return _checked(verdict, parse) if type(verdict) is Ok else verdict
@@ -253,6 +261,7 @@ class ClientSettings:
     max_seconds_per_task: float = DEFAULT_MAX_SECONDS_PER_TASK
     max_listing_pages: int = DEFAULT_MAX_LISTING_PAGES
     max_listing_seconds: float = DEFAULT_MAX_LISTING_SECONDS
+    max_rate_limited_seconds: float = DEFAULT_MAX_RATE_LIMITED_SECONDS
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __repr__(self) -> str:  # never show credentials, even in a debugger or traceback
@@ -306,6 +315,7 @@ async def open_client(
                 settings.task_bounds(),
                 settings.listing_bounds(),
                 settings.base_url,
+                settings.max_rate_limited_seconds,
             )
     finally:
         await pooled.aclose()

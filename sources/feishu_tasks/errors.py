@@ -13,6 +13,7 @@
     │   ├── RetriesExhausted     transient faults (5xx, 429, timeouts, bad bodies) until attempts ran out
     │   └── ProtocolError        the answer broke the API's contract (pagination, envelope, items)
     └── BudgetExhausted          not a failure: the run's ``max_requests`` is spent
+        └── RateLimitedTooLong   an endpoint answered only rate limits past the bound: the rest waits
 
 The runner adds its own fatal errors (another run holds the lock, the destination is busy)
 under ``FatalError``. Messages never carry tokens or secrets: they are printed, logged and
@@ -102,3 +103,8 @@ class ProtocolError(TaskError):
 
 class BudgetExhausted(FeishuError):
     """The run's ``max_requests`` cap is reached: what is left waits for a later run."""
+
+
+class RateLimitedTooLong(BudgetExhausted):
+    """An endpoint answered nothing but rate limits for ``max_rate_limited_seconds``: what is left
+    waits for a later run, as past ``max_requests``, and the runner stops with ``str()``."""

@@ -20,6 +20,11 @@ LIST_OK = "ok"
 LIST_NOT_FOUND = "not_found"  # no such list (or a guid the API cannot parse)
 LIST_FORBIDDEN = "no_permission"  # the credentials are not a member of it
 LIST_FAILED = "failed"  # retries exhausted, a malformed answer, bounds reached
+# Read before, and no longer among the lists the credentials are a member of (--all-tasklists):
+# the app was removed from it, or it was deleted. Its tasks are read once more each run, so each
+# gets the status that says what the app can still read.
+LIST_GONE = "not_visible"
+GONE_REASON = "no longer among the task lists the credentials are a member of (removed, or deleted)"
 
 
 @dataclass

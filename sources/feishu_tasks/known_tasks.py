@@ -45,6 +45,7 @@ STALE_SQL = (
     f"select task_id from {{table}} where {SWEEPABLE} and {LAST_SEEN} < %s "
     f"group by task_id order by min({LAST_SEEN}), task_id"
 )
+LIST_TASKS_SQL = "select tasklist_guid, task_guid from {table} order by tasklist_guid, task_guid"
 
 log = logging.getLogger("feishu_tasks")
 
@@ -85,11 +86,14 @@ def stream_status(
 
 
 def read_known_tasks(
-    pipeline: dlt.Pipeline, stale_after: timedelta | None, with_last_ok: bool = True
+    pipeline: dlt.Pipeline, stale_after: timedelta | None, with_last_ok: bool = True, with_lists: bool = False
 ) -> KnownTasks:
-    """Each task's ``last_ok_at``, the pages of the multi-page ones, and the stale sweep, on disk."""
+    """Each task's ``last_ok_at``, the pages of the multi-page ones, and the stale sweep, on disk;
+    ``with_lists``: also the tasks of each task list (a list no longer visible is read through them)."""
     known = KnownTasks()
     try:
+        if with_lists:
+            known.add_list_tasks(stream_status(pipeline, LIST_TASKS_SQL, table_name="tasklist_tasks"))
         if with_last_ok:
             known.add_last_ok(stream_status(pipeline, LAST_OK_SQL.format(key="task_id", table="{table}")))
         known.add_pages(

@@ -135,6 +135,7 @@ class KnownTasks(_TempDatabase):
             "create table last_ok (task_id text primary key, at_us integer not null) without rowid;"
             "create table pages (task_id text primary key, pages integer not null) without rowid;"
             "create table sweep (seq integer primary key, task_id text not null);"
+            "create table list_tasks (guid text, task_id text, primary key (guid, task_id)) without rowid;"
         )
         self.filled: set[str] = set()  # the tables that hold rows: a lookup in another is skipped
         self.last_ok: Mapping[str, datetime] = _Column(self, "last_ok", "at_us", _from_us)
@@ -151,6 +152,17 @@ class KnownTasks(_TempDatabase):
         with self._lock:
             for chunk in _chunks(task_ids):
                 self._write("insert into sweep (task_id) values (?)", [(str(t),) for t in chunk])
+
+    def add_list_tasks(self, rows: Iterable[tuple[str, str]]) -> None:
+        """The tasks each known task list held at the destination (``tasklist_tasks``)."""
+        with self._lock:
+            for chunk in _chunks(rows):
+                pairs = [(str(guid), str(task_id)) for guid, task_id in chunk]
+                self._write("insert or ignore into list_tasks values (?, ?)", pairs)
+
+    def tasks_of_list(self, guid: str) -> list[str]:
+        """The tasks a known list held (one list's worth: at most its size)."""
+        return [task_id for (task_id,) in self._rows("select task_id from list_tasks where guid = ?", guid)]
 
     def _insert(self, table: str, rows: Iterable[tuple[str, int]]) -> None:
         """Rows into a table keyed by task id: fastest in key order, as known_tasks reads them."""

@@ -17,16 +17,19 @@ copy of it that dlt loaded row by row (``tasks__followers``: 3 GB of RSS at 20,0
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from .client import FeishuClient
 from .endpoints import LIST_TASKS, TASKLIST_TASKS, TASKLISTS
-from .errors import FatalError, TaskError, business_code
+from .errors import FatalError, RetriesExhausted, TaskError, business_code
 from .items import (
+    GONE_REASON,
     LIST_FAILED,
     LIST_FORBIDDEN,
+    LIST_GONE,
     LIST_NOT_FOUND,
     LIST_OK,
     Emit,
@@ -58,6 +61,14 @@ LISTED_TASK_DROPS = ("followers",)
 
 
 # ---------------------------------------------------------------------------- task lists (v2)
+@dataclass(frozen=True)
+class KnownTasklists:
+    """The lists a run read before (at the destination) and, for each, the tasks it held then."""
+
+    guids: Sequence[str]
+    tasks_of: Callable[[str], list[str]]
+
+
 async def iter_visible_tasklists(
     client: FeishuClient, user_id_type: str
 ) -> AsyncIterator[list[dict[str, Any]]]:
@@ -106,11 +117,14 @@ class ListReading:
         enqueue: Enqueue,
         count_listing_request: Callable[[], None],
         dry_run: bool = False,
+        known: KnownTasklists | None = None,
     ) -> None:
         self.client, self.user_id_type = client, user_id_type
+        self.known = known
         self.emit, self.enqueue, self.count_listing_request = emit, enqueue, count_listing_request
         self.dry_run = dry_run
         self.outcomes: list[TasklistOutcome] = []
+        self.member_of_none = False  # all_tasklists, no list named, and the credentials see none
         self.by_status: dict[str, int] = {}  # the run's FetchStats.tasklists_by_status
 
     async def run(self, guids: list[str], all_tasklists: bool, completed: bool | None) -> None:
@@ -122,7 +136,10 @@ class ListReading:
             else:
                 await self._done(unreadable_list(raw, "not a task list guid: a UUID was expected"))
         visible = await self._visible(set(wanted), all_tasklists)
+        self.member_of_none = all_tasklists and not guids and not visible
         targets = list(dict.fromkeys([*wanted, *(visible if all_tasklists else [])]))
+        if all_tasklists:
+            await self._gone(set(targets))
         for guid in targets:
             outcome = await read_tasklist(self.client, guid, self.user_id_type, completed)
             for _ in range(max(1, outcome.pages)):
@@ -146,11 +163,28 @@ class ListReading:
                 found += [guid for item in page if (guid := normalize_task_id(str(item["guid"])))]
         except TaskError as exc:
             if all_tasklists and not wanted:
-                raise FatalError(
-                    f"cannot list the task lists the credentials can see ({exc}); check that the app has "
-                    "the task list read scope (task:tasklist:read) and is a member of the lists"
-                ) from None
+                advice = (
+                    "the API kept failing (a 5xx, a timeout, rate limits); the next run tries again"
+                    if isinstance(exc, RetriesExhausted)
+                    else "check that the app has the task list read scope (task:tasklist:read) and is a "
+                    "member of the lists"
+                )
+                why = f"cannot list the task lists the credentials can see ({exc})"
+                raise FatalError(f"{why}; {advice}") from None
         return found
+
+    async def _gone(self, seen: set[str]) -> None:
+        """Lists read before that the credentials no longer see: a status that says so (their rows in
+        ``tasklist_tasks`` stay, as for any list that cannot be read), and their tasks read again, so
+        that each gets the status of what the app can still read of it (``no_permission`` keeps the
+        task's rows)."""
+        for guid in self.known.guids if self.known else ():
+            if guid in seen:
+                continue
+            await self._done(TasklistOutcome(guid, LIST_GONE, datetime.now(UTC), error_msg=GONE_REASON))
+            for task_guid in self.known.tasks_of(guid) if self.known else ():
+                if task_id := normalize_task_id(task_guid):
+                    await self.enqueue(task_id, "tasklist")
 
     async def _done(self, outcome: TasklistOutcome) -> None:
         self.outcomes.append(outcome)
@@ -160,6 +194,11 @@ class ListReading:
 
     def nothing_readable(self) -> str | None:
         """Why not one list could be read, when that is so (for a run with no other input)."""
+        if self.member_of_none:
+            return (
+                "the credentials are a member of no task list (--all-tasklists found none); add the app "
+                "as a member (viewer is enough) of the lists to read"
+            )
         if not self.outcomes or any(o.status == LIST_OK for o in self.outcomes):
             return None
         counts: dict[str, int] = {}

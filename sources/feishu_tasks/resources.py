@@ -35,6 +35,7 @@ from .items import (
 )
 from .journal import Journal, TaskChange, latest_per_task
 from .known_tasks import previous_last_ok, read_known_tasks
+from .listings import KnownTasklists
 from .rows import (
     followers_table,
     id_list_table,
@@ -90,12 +91,15 @@ class FollowerFetch:
         dry_run = self.control.inputs.dry_run
         # per task, on disk (ledger.py): a failure keeps its last_ok_at; --max-requests admits whole
         # tasks and the display counts what is left (pages); the stale sweep
-        known = read_known_tasks(pipeline, self.stale_after, with_last_ok=not dry_run)
+        with_lists = plan.all_tasklists and not dry_run
+        known = read_known_tasks(pipeline, self.stale_after, with_last_ok=not dry_run, with_lists=with_lists)
         self.previous_ok, plan.expected_pages = known.last_ok, known.pages
         if self.stale_after is not None:
             plan.sweep_task_ids = known.sweep
         if plan.reads_tasklists and not dry_run:  # one row per list: a dict is fine
             self.previous_list_ok = previous_last_ok(pipeline, "tasklist_fetch_status", "tasklist_guid")
+        if with_lists:  # the lists read before: one no longer visible is said so, its tasks read again
+            plan.known_tasklists = KnownTasklists(list(self.previous_list_ok), known.tasks_of_list)
         self.keeps_tombstones = _destination_merges()
         if self.journal is not None:
             plan.changed = self.journal.start(pipeline.pipeline_name, dry_run=self.control.inputs.dry_run)

@@ -27,12 +27,12 @@ from typing import Any
 from .client import ClientSettings, FeishuClient, open_client
 from .control import RunControl
 from .endpoints import FOLLOWERS, GET_TASK
-from .errors import BudgetExhausted, FatalError, TaskError
+from .errors import BudgetExhausted, FatalError, RateLimitedTooLong, TaskError
 from .followers import fetch_task_followers, fetch_task_followers_v2
 from .items import DiscoveredTasks, DiscoveryDone, Emit, OutcomeBatch, TaskOutcome, invalid_outcome
 from .journal import FOLLOWER_EVENT_TYPES, TaskChange
 from .ledger import TakenTasks
-from .listings import ListReading, iter_task_pages
+from .listings import KnownTasklists, ListReading, iter_task_pages
 from .settings import (
     CODE_INVALID_TASK,
     DEFAULT_FOLLOWERS_API,
@@ -69,6 +69,8 @@ class FetchPlan:
     sweep_task_ids: Collection[str] = ()
     # Requests each known task took last time (when more than one), so max_requests admits whole tasks.
     expected_pages: Mapping[str, int] = field(default_factory=dict)
+    # The task lists read before, and their tasks then (``--all-tasklists``): see listings.py.
+    known_tasklists: KnownTasklists | None = None
     # Tasks the change journal marks (task id → the latest change), read first, each through its API.
     changed: Mapping[str, TaskChange] = field(default_factory=dict)
 
@@ -256,11 +258,13 @@ class FetchScheduler:
             enqueue,
             self._count_listing_request,
             self.inputs.dry_run,
+            plan.known_tasklists,
         )
         reading.by_status = self.stats.tasklists_by_status
         try:
             await reading.run(plan.tasklist_guids, plan.all_tasklists, plan.tasklist_completed)
-        except BudgetExhausted:
+        except BudgetExhausted as exc:
+            self._note_rate_limit_stop(exc)
             return  # the cap is reached: the lists not read wait for a later run
         if (why := reading.nothing_readable()) and not (self._has_tasks() or self.plan.discover):
             raise FatalError(why)
@@ -268,6 +272,10 @@ class FetchScheduler:
     def _has_tasks(self) -> bool:
         """Tasks to fetch besides the listing at hand: given, from the lists so far, or stale."""
         return bool(self._taken.after(0, 1)) or bool(self.plan.sweep_task_ids)
+
+    def _note_rate_limit_stop(self, exc: BudgetExhausted) -> None:
+        if isinstance(exc, RateLimitedTooLong):
+            self.stats.rate_limit_stop = str(exc)
 
     def _count_listing_request(self) -> None:
         self._admission.listing_requests += 1
@@ -288,7 +296,8 @@ class FetchScheduler:
                     task_id = normalize_task_id(str(task.get("id", "")))
                     if task_id:
                         self._accept(task_id, "discovered")
-        except BudgetExhausted:
+        except BudgetExhausted as exc:
+            self._note_rate_limit_stop(exc)
             await self._emit(DiscoveryDone(newest, complete=False))
             return
         except TaskError as exc:  # the tasks found so far are fetched; the cursor stays where it was
@@ -318,6 +327,10 @@ class FetchScheduler:
             return
         try:
             outcome = await self._read_followers(task_id, reason)
+        except RateLimitedTooLong as exc:  # likewise, and the runner stops with its line
+            self.stats.skipped_by_rate_limit += 1
+            self.stats.rate_limit_stop = str(exc)
+            return
         except BudgetExhausted:  # left for a later run: no outcome, no status row
             self.stats.skipped_by_budget += 1
             return

@@ -33,6 +33,10 @@ DEFAULT_CONCURRENCY = 32  # requests in flight: covers 50 req/s at up to 0.6 s e
 DEFAULT_MAX_ATTEMPTS = 5  # tries per request on transient failures
 DEFAULT_BACKOFF_BASE_SECONDS = 0.5  # the first backoff; it doubles per failed attempt, with jitter
 DEFAULT_DISCOVER_LOOKBACK_SECONDS = 86_400
+# An endpoint that answers nothing but rate limits this long is not busy but closed to us (a quota
+# spent by another app of the tenant, a gateway gone wrong): the run stops and leaves the rest for
+# the next. A real quota window is a minute (Feishu's reset is at most 60 s): five of them.
+DEFAULT_MAX_RATE_LIMITED_SECONDS = 300.0
 
 # Token lifetime handling: refresh this many seconds before the token expires
 # (the official SDKs use 3 to 10 minutes), but never more than half of a short lifetime.

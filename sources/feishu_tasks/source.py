@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 import dlt
 from dlt.sources import DltResource
 
-from .arguments import check_arguments
+from .arguments import check_arguments, check_journal
 from .client import ClientSettings
 from .control import current_run_control
 from .credentials import FeishuCredentials
@@ -32,6 +32,7 @@ from .settings import (
     DEFAULT_MAX_LISTING_PAGES,
     DEFAULT_MAX_LISTING_SECONDS,
     DEFAULT_MAX_PAGES_PER_TASK,
+    DEFAULT_MAX_RATE_LIMITED_SECONDS,
     DEFAULT_MAX_RPM,
     DEFAULT_MAX_RPS,
     DEFAULT_MAX_SECONDS_PER_TASK,
@@ -67,6 +68,7 @@ def feishu_tasks(
     full_refresh: bool = False,
     stale_after_seconds: float | None = None,
     max_requests: int | None = None,
+    max_rate_limited_seconds: float = DEFAULT_MAX_RATE_LIMITED_SECONDS,
     base_url: str = FEISHU_BASE_URL,
     user_id_type: str = DEFAULT_USER_ID_TYPE,
     followers_api: str = DEFAULT_FOLLOWERS_API,
@@ -111,6 +113,10 @@ def feishu_tasks(
             not change a task's ``update_time``). Off by default.
         max_requests: Cap on this run's API requests (a free plan has a monthly quota). Tasks
             start in order while they fit; the rest waits for a later run.
+        max_rate_limited_seconds: How long an endpoint may answer nothing but rate limits (429)
+            before the run stops asking: what was fetched is loaded, the rest waits for a later
+            run (the CLI then exits 1 with one line). Any other answer starts the count again,
+            so a healthy run that meets 429s now and then never reaches it. 5 minutes.
         base_url: The API host: ``https://open.feishu.cn``, or ``https://open.larksuite.com``
             for Lark.
         user_id_type: Which id the follower ids are: ``open_id``, ``union_id`` or ``user_id``
@@ -170,7 +176,9 @@ def feishu_tasks(
         discover_lookback_seconds=discover_lookback_seconds,
         stale_after_seconds=stale_after_seconds,
         max_requests=max_requests,
+        max_rate_limited_seconds=max_rate_limited_seconds,
     )
+    check_journal(journal)
     control = current_run_control()
     settings = ClientSettings(
         base_url=base_url.rstrip("/"),
@@ -186,6 +194,7 @@ def feishu_tasks(
         max_seconds_per_task=max_seconds_per_task,
         max_listing_pages=max_listing_pages,
         max_listing_seconds=max_listing_seconds,
+        max_rate_limited_seconds=max_rate_limited_seconds,
         retry=RetryPolicy(max_attempts=int(max_attempts), backoff_base_seconds=backoff_base_seconds),
     )
     plan = FetchPlan(

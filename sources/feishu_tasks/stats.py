@@ -35,6 +35,8 @@ class FetchStats:
     tasklists_by_status: dict[str, int] = field(default_factory=dict)  # task lists read (or not)
     followers: int = 0
     skipped_by_budget: int = 0  # left for a later run: --max-requests reached
+    skipped_by_rate_limit: int = 0  # left for a later run: an endpoint answered only rate limits too long
+    rate_limit_stop: str | None = None  # why (the runner's one line), once that happened
     interrupted: int = 0  # left for a later run: the run was asked to stop
     # Requests.
     sent: int = 0  # counted before sending, for the --max-requests cap

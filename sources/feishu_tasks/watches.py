@@ -8,10 +8,12 @@ Both watches decide from what the run has seen so far, not from one answer.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .endpoints import Endpoint
-from .errors import ApiError, BadAnswersError, FatalError, RefusedHere
+from .errors import ApiError, BadAnswersError, FatalError, RateLimitedTooLong, RefusedHere
 from .responses import Transient, Verdict
 
 # This many bad bodies before any answer in Feishu's envelope: not a bad task, a wrong
@@ -90,3 +92,40 @@ class CredentialsWatch:
         if endpoint.name not in self.accepting:
             return Undecided(fatal)
         return RefusedHere(answer.http_status, answer.code, answer.msg, answer.log_id)
+
+
+class RateLimitWatch:
+    """Ends the run's requests once an endpoint has answered nothing but rate limits for too long.
+
+    Like the refusals in a row above, a streak, not a total: any other answer of the endpoint
+    ends it, so a healthy run that meets 429s now and then (each pauses the endpoint a second
+    or a minute) never adds up to the bound, however long it runs. Past the bound every request
+    of the run raises ``RateLimitedTooLong``: the tasks not read wait for the next run.
+    """
+
+    def __init__(self, limit_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit_seconds = limit_seconds
+        self.clock = clock
+        self.since: dict[str, float] = {}  # endpoint → when its current streak of rate limits began
+        self.tripped: RateLimitedTooLong | None = None
+
+    def answered(self, endpoint: Endpoint) -> None:
+        """An answer other than a rate limit: the endpoint is open to us."""
+        self.since.pop(endpoint.name, None)
+
+    def rate_limited(self, endpoint: Endpoint) -> None:
+        """A rate limit; raises ``RateLimitedTooLong`` once the streak has lasted the bound."""
+        now = self.clock()
+        began = self.since.setdefault(endpoint.name, now)
+        if self.tripped is None and now - began >= self.limit_seconds:
+            self.tripped = RateLimitedTooLong(
+                f"every answer of the {endpoint.name} endpoint for {now - began:.0f} s was a rate limit "
+                f"(429): stopped; what was fetched is loaded, the rest waits for the next run (the bound: "
+                f"--max-rate-limited / max_rate_limited_seconds, {self.limit_seconds:g} s)"
+            )
+        self.check()
+
+    def check(self) -> None:
+        """Raises ``RateLimitedTooLong`` once the bound was reached: no request starts after it."""
+        if self.tripped is not None:
+            raise self.tripped

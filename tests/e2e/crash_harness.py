@@ -59,6 +59,20 @@ def arm(point: str) -> None:
                 die()
 
         RunnableLoadJob.run_managed = run_then_die  # type: ignore[method-assign]
+    elif point == "load-twice-sigterm":  # at the merge, as above: SIGTERM, and again (a second signal)
+        from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+
+        original_execute = DuckDbSqlClient.execute_sql
+        sent = {"done": False}
+
+        def signal_twice(self: Any, sql: Any, *args: Any, **kwargs: Any) -> Any:
+            if not sent["done"] and "delete from" in str(sql).lower():
+                sent["done"] = True
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return original_execute(self, sql, *args, **kwargs)
+
+        DuckDbSqlClient.execute_sql = signal_twice  # type: ignore[method-assign]
     elif point == "history":  # the load is complete, its history not yet applied
         import feishu_followers.history as history
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
+import threading
 from collections import Counter
 from datetime import timedelta
 from itertools import combinations
+from typing import Any
 
 import duckdb
 import pytest
@@ -14,9 +18,10 @@ from dlt.destinations.exceptions import DatabaseException
 from feishu_followers.analytics import FollowerAnalytics
 from feishu_followers.run import run
 from feishu_followers.views import BUCKETS
+from feishu_followers.waiting import DestinationBusy
 from feishu_simulator import World
 
-from .conftest import DATASET, Loader, on_every_destination
+from .conftest import DATASET, Loader, on_every_destination, wait_until
 
 
 def analytics(loader: Loader) -> FollowerAnalytics:
@@ -177,3 +182,47 @@ def test_an_open_reader_does_not_block_the_next_load(loader: Loader, world: Worl
         after = fa.followers_per_task()
     assert set(before["task_id"]) == set(ids[:5])
     assert set(after["task_id"]) == set(ids[:10])
+
+
+HOLD_FILE = (
+    "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.readline()"
+)
+
+
+def test_a_file_a_load_holds_is_waited_for_then_said_busy(
+    loader: Loader, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 21, 6: during a load the API failed with dlt's "check if you configured the credentials"."""
+    loader.run(world.task_ids()[:5])
+    fa = FollowerAnalytics.open(loader.duckdb, lock_timeout=0.5)
+    holder = subprocess.Popen(  # a load, writing: DuckDB lets no other process open the file
+        [sys.executable, "-c", HOLD_FILE, str(loader.duckdb)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        in_use = r"the DuckDB file is in use elsewhere \(held by PID"
+        with pytest.raises(DestinationBusy, match=in_use) as busy:
+            fa.followers_per_task()
+        assert "credentials" not in str(busy.value) and "try again once the load ends" in str(busy.value)
+
+        fa.lock_timeout = 120  # the default's order: a query waits for the load to end
+        answer: dict[str, Any] = {}
+        reader = threading.Thread(target=lambda: answer.update(frame=fa.followers_per_task()))
+        reader.start()
+        said: list[str] = []
+
+        def waiting() -> bool:
+            assert reader.is_alive(), "the query did not wait"
+            said.append(capsys.readouterr().err)
+            return "waiting up to 120 s for the DuckDB file (reading the analytics views)" in "".join(said)
+
+        wait_until(waiting, "the query never said it waits")
+        holder.communicate("\n", timeout=60)  # the load ends
+        reader.join(timeout=120)
+        assert set(answer["frame"]["task_id"]) == set(world.task_ids()[:5])
+    finally:
+        holder.kill()
+        holder.wait()

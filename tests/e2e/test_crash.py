@@ -61,3 +61,28 @@ def test_killed_run_then_plain_rerun_is_exact(
     assert closed == [(1,)]
     applied = loader.query(f"select count(*) from {DATASET}._feishu_history_loads")
     assert applied == loader.query(f"select count(*) from {DATASET}._dlt_loads where status = 0")
+
+
+def test_a_second_sigterm_during_the_load_aborts_in_one_line_and_the_next_run_completes(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    """Issue 21, 6: it printed "stopped by SIGTERM: pipeline step load failed: 15"."""
+    ids = world.task_ids()
+    args = ["run", *loader.cli_args(), "--quiet", *sum((["--task-id", t] for t in ids), [])]
+    env = {"PATH": "/usr/bin:/bin", "RUNTIME__DLTHUB_TELEMETRY": "false", **sim_env(loader.sim)}
+    aborted = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "e2e" / "crash_harness.py"), "load-twice-sigterm", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert aborted.returncode == 128 + signal.SIGTERM, aborted.stderr
+    assert aborted.stderr.strip().splitlines() == [
+        "feishu-followers: aborted by SIGTERM; the next run completes what this one left"
+    ]
+    result = loader.run(ids)
+    assert result.completed_pending
+    assert loader.followers() == truth(world, ids)
+    assert_open_intervals_match_current(loader)

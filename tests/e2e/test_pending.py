@@ -20,7 +20,7 @@ from feishu_followers.set_aside import GIVE_UP_AFTER_RUNS
 from feishu_simulator import World
 from feishu_tasks.errors import FatalError
 
-from .conftest import DATASET, REPO, Loader, on_every_destination, sim_env, truth
+from .conftest import DATASET, REPO, Loader, cli, on_every_destination, sim_env, truth
 from .test_history import assert_open_intervals_match_current
 
 
@@ -142,3 +142,40 @@ def test_a_package_that_cannot_load_is_set_aside_and_the_next_run_goes_on(
     loader.run(ids)  # goes on: fetches and loads everything again
     assert loader.followers() == truth(world, ids)
     assert_open_intervals_match_current(loader)
+
+
+@on_every_destination
+def test_a_dry_run_writes_nothing_and_leaves_a_pending_load_to_the_next_run(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    """Issue 21, 6: ``--dry-run`` completed the pending package first, at the destination."""
+    ids = world.task_ids()
+    loader.run(ids[:5])
+    kill_during_load(loader, ids, tmp_path)
+
+    def destination_state() -> tuple[list[tuple], list[tuple]]:
+        loads = loader.query(f"select load_id, status from {DATASET}._dlt_loads order by load_id")
+        statuses = loader.query(f"select task_id, fetched_at from {DATASET}.task_fetch_status order by 1")
+        return loads, statuses
+
+    before = destination_state()
+    args = ["run", *loader.cli_args(), "--dry-run", *sum((["--task-id", t] for t in ids), [])]
+    done = cli(args, tmp_path, {**sim_env(loader.sim), **loader.cli_env()})
+    assert done.returncode == 0, done.stderr
+    assert "a load of an earlier run is pending: the next run (not a dry run) loads it first" in done.stderr
+    assert f"dry run: would fetch {len(ids)} tasks" in done.stdout
+    assert destination_state() == before
+    assert make_pipeline(loader.options(), progress=False).has_pending_data
+
+    result = loader.run(ids)
+    assert result.completed_pending
+    assert loader.followers() == truth(world, ids)
+    assert_open_intervals_match_current(loader)
+
+
+def test_a_dry_run_creates_no_duckdb_file(loader: Loader, world: World, tmp_path: Path) -> None:
+    args = ["run", *loader.cli_args(), "--dry-run", "--task-id", world.task_ids()[0]]
+    done = cli(args, tmp_path, sim_env(loader.sim))
+    assert done.returncode == 0, done.stderr
+    assert "dry run: would fetch 1 tasks" in done.stdout
+    assert not loader.duckdb.exists()

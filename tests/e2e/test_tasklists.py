@@ -313,3 +313,55 @@ def test_v2_follows_unfollows_list_moves_and_history_then_v1(loader: Loader, wor
     apis = dict(loader.query(f"select task_id, api from {DATASET}.task_fetch_status where status = 'ok'"))
     assert set(apis.values()) == {"v1"}
     assert (added_app,) in closed_follows(loader, grow)
+
+
+def test_an_app_member_of_no_list_stops_the_run_with_one_line(loader: Loader, world: World, tmp_path) -> None:
+    """Issue 21, 6: it ran every hour with exit 0 and "loaded 0 task(s)"."""
+    for guid in world.find_tasklists(app_member=True):
+        world.set_tasklist_app_role(guid, None)
+    done = cli(["run", "--all-tasklists", *loader.cli_args()], tmp_path, sim_env(loader.sim))
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "feishu-followers: error: the credentials are a member of no task list (--all-tasklists found "
+        "none); add the app as a member (viewer is enough) of the lists to read"
+    ]
+    ids = world.task_ids()[:2]  # with other input, the run goes on
+    given = [arg for task in ids for arg in ("--task-id", task)]
+    done = cli(["run", "--all-tasklists", *given, *loader.cli_args()], tmp_path, sim_env(loader.sim))
+    assert done.returncode == 0, done.stderr
+    assert loader.followers() == truth(world, ids)
+
+
+@on_every_destination
+def test_a_list_no_longer_visible_says_so_and_its_tasks_are_read_again(loader: Loader, world: World) -> None:
+    """Issue 21, 6: a list the app left kept ``ok`` and its old ``fetched_at``, its tasks never read again."""
+    loader.run(all_tasklists=True)
+    gone = max(readable_lists(world), key=lambda g: len(world.tasklist_tasks(g)))
+    others = {t for g in readable_lists(world) if g != gone for t in world.tasklist_tasks(g)}
+    only_there = [t for t in world.tasklist_tasks(gone) if t not in others and world.followers(t)]
+    assert only_there, "the world has a list with tasks of its own"
+    before = dict(loader.query(f"select tasklist_guid, last_ok_at from {DATASET}.tasklist_fetch_status"))
+    task_rows_before = list_tasks(loader)[gone]
+    fetched_before = dict(loader.query(f"select task_id, fetched_at from {DATASET}.task_fetch_status"))
+    world.set_tasklist_app_role(gone, None)  # the app is removed from the list
+    unfollowed = only_there[0]
+    world.remove_follower(unfollowed, world.followers(unfollowed)[0])
+
+    result = loader.run(all_tasklists=True)
+    assert list_statuses(loader)[gone] == "not_visible"
+    assert result.stats.tasklists_by_status.get("not_visible") == 1
+    row = loader.query(
+        f"select last_ok_at, error_msg from {DATASET}.tasklist_fetch_status where tasklist_guid = '{gone}'"
+    )
+    assert row[0][0] == before[gone] and "no longer among the task lists" in row[0][1]
+    assert list_tasks(loader)[gone] == task_rows_before  # a list that cannot be read keeps its rows
+    fetched = dict(loader.query(f"select task_id, fetched_at from {DATASET}.task_fetch_status"))
+    assert all(fetched[t] > fetched_before[t] for t in only_there)  # read again, each with its status
+    statuses = loader.statuses()
+    current = loader.followers()
+    for task in only_there:
+        if statuses[task] == "ok":  # the app can still read it: exact
+            assert current.get(task, set()) == set(world.followers(task))
+        else:  # it cannot: the status says so and the rows stay (an error deletes nothing)
+            assert statuses[task] == "no_permission" and current[task]
