@@ -254,6 +254,14 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
 
 
+def _add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
+    host = parser.add_mutually_exclusive_group()
+    host.add_argument("--base-url", help="API host (default https://open.feishu.cn)")
+    host.add_argument("--lark", dest="base_url", action="store_const", const=LARK_BASE_URL, help="use Lark")
+    parser.add_argument("--user-id-type", choices=USER_ID_TYPES, help="id type in the subscription (open_id)")
+    parser.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
+
+
 def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     """The top-level parser, and each subcommand's (for its one-line usage errors)."""
     parser = OneLineParser(
@@ -261,7 +269,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         description="Load Feishu/Lark task followers into DuckDB (or any dlt destination) with dlt.",
     )
     commands = parser.add_subparsers(
-        dest="command", metavar="{run,listen,simulate,demo}", parser_class=OneLineParser
+        dest="command", metavar="{run,listen,subscribe,simulate,demo}", parser_class=OneLineParser
     )
     run = commands.add_parser(
         "run",
@@ -277,6 +285,13 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         "each task event in the change journal that `run --changed` reads.",
     )
     _add_listen_arguments(listen)
+    subscribe = commands.add_parser(
+        "subscribe",
+        help="ask Feishu for the task events of the app (and of a user)",
+        description="Call Feishu's v2 task subscription for the app's identity and, with a user token "
+        "in the credentials, the user's; harmless to repeat. Credentials as for `run`.",
+    )
+    _add_subscribe_arguments(subscribe)
     simulate = commands.add_parser(
         "simulate", help="serve the bundled Feishu API simulator (see simulate --help)"
     )
@@ -303,7 +318,8 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     )
     demo.add_argument("--quiet", action="store_true", help="no notes on stderr while it runs")
     demo.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
-    return parser, {"run": run, "listen": listen, "simulate": simulate, "demo": demo}
+    subcommands = {"run": run, "listen": listen, "subscribe": subscribe, "simulate": simulate, "demo": demo}
+    return parser, subcommands
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -313,7 +329,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"unknown command {argv[0]!r}{parser.closest(argv[0], list(subcommands))}")
     args, extras = parser.parse_known_args(argv)
     if args.command is None:
-        parser.error("choose a command: run, listen, simulate or demo")
+        parser.error("choose a command: run, listen, subscribe, simulate or demo")
     if extras:
         subcommands[args.command].reject_unknown(extras)
     return args
@@ -379,6 +395,14 @@ def _listen(args: argparse.Namespace) -> int:
     return listen(vars(args))
 
 
+def _subscribe(args: argparse.Namespace) -> int:
+    from .subscribe import subscribe
+
+    for subscribed in subscribe(args.base_url, args.user_id_type or "open_id"):
+        print(subscribed.line(), flush=True)
+    return 0
+
+
 def _abort_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """Until a run installs its own handlers, SIGTERM ends the process like Ctrl-C: one line."""
     from .signals import Aborted
@@ -402,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     if not sys.warnoptions and not getattr(args, "verbose", False):
         warnings.simplefilter("ignore")  # dependencies' warnings are not for the person running us
-    handlers: dict[str, Any] = {"run": _run, "demo": _demo, "listen": _listen}
+    handlers: dict[str, Any] = {"run": _run, "demo": _demo, "listen": _listen, "subscribe": _subscribe}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM, or one before the run started
