@@ -129,7 +129,7 @@ def test_a_usable_base_url_passes(url: str | None) -> None:
         ),
         (
             [],
-            "feishu-followers: error: choose a command: run, listen, subscribe, simulate or demo"
+            "feishu-followers: error: choose a command: run, listen, follow, subscribe, simulate or demo"
             " (see feishu-followers --help)",
         ),
         (
