@@ -85,6 +85,8 @@ def test_follow_loads_each_pushed_change_and_holds_the_run_lock(
         ["run", "--changed", *loader.cli_args()], tmp_path, {**sim_env(loader.sim), **loader.cli_env()}
     )
     assert busy.returncode == 3 and "another run" in busy.stderr, busy.stderr
+    again = cli(["follow", "--port", "0", *loader.cli_args()], tmp_path, listen_env(**sim_env(loader.sim)))
+    assert again.returncode == 3 and len(again.stderr.splitlines()) == 1, again.stderr
     rng = random.Random(3)
     tasks = covered(world)
     for task_id in tasks[:6]:
@@ -130,3 +132,11 @@ def test_kill_9_while_events_keep_coming_then_restart_loads_the_truth(
     expected = truth(world, world.task_ids())
     wait_for(lambda: loaded(loader) == expected, "the loaded set to equal the truth", LOADED_SECONDS)
     assert second.stop(signal.SIGINT) == 0, second.stderr
+
+
+def test_without_a_verification_token_follow_refuses_in_one_line(loader: Loader, tmp_path: Path) -> None:
+    env = listen_env(token=None, **sim_env(loader.sim))
+    done = cli(["follow", "--port", "0", *loader.cli_args()], tmp_path, env)
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "VERIFICATION_TOKEN" in done.stderr and ENCRYPT_KEY not in done.stderr
+    assert not loader.duckdb.exists()  # refused before anything was created
