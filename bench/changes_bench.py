@@ -209,14 +209,22 @@ def follow_case(
                 where f.task_id in (select unnest(?))""",
             [[t for t, _, _ in made]],
         ).fetchall()
+        unmatched = con.execute(
+            f"""select f._dlt_load_id, count(*) from {DATASET}.task_followers f
+                where f.task_id in (select unnest(?))
+                and f._dlt_load_id not in (select load_id from {DATASET}._dlt_loads) group by 1""",
+            [[t for t, _, _ in made]],
+        ).fetchall()
     loaded_at = {
         (str(t), str(f)): at.timestamp() if isinstance(at, datetime) else float(at) for t, f, at in rows
     }
-    latencies = sorted(loaded_at[(t, f)] - at for t, f, at in made)
+    latencies = sorted(loaded_at[(t, f)] - at for t, f, at in made if (t, f) in loaded_at)
     quantiles = statistics.quantiles(latencies, n=100)
     third = max(1, len(rss) // 3)
     return {
         "changes": len(made),
+        "changes_without_a_load_row": len(made) - len(latencies),
+        "rows_whose_load_id_is_not_in__dlt_loads": unmatched,
         "rate_per_s": rate,
         "seconds": seconds,
         "every": every,
@@ -228,6 +236,7 @@ def follow_case(
         "rss_mb_last_third_median": statistics.median(v for _, v in rss[-third:]),
         "rss_mb_min_max": [min(v for _, v in rss), max(v for _, v in rss)],
         "rss_every_30s": [v for t, v in rss if int(t) % 30 == 0],
+        "last_batch_lines": [line for line in follow.lines if "batch (changes)" in line][-3:],
         "exit_on_sigterm": code,
         "last_line": follow.lines[-1] if follow.lines else "",
     }
