@@ -42,6 +42,7 @@ from .preflight import check_before_start
 from .run import RunResult, run
 from .signals import Aborted, signal_name
 from .stderr import say as _stderr_say
+from .waiting import DestinationBusy
 
 DEFAULT_EVERY_SECONDS = 5.0
 DEFAULT_SWEEP_EVERY_SECONDS = 3600.0
@@ -94,6 +95,12 @@ class Batches:
         if newest > self.loaded_through:
             return "changes", self.changes
         return None
+
+    def again(self, why: str) -> None:
+        """The batch could not load (the destination stayed busy): it is due again."""
+        self.loaded_through = -1
+        if why == "sweep":
+            self.next_sweep = 0.0
 
     def started(self, why: str, newest: int, now: float) -> None:
         self.loaded_through = newest
@@ -233,10 +240,17 @@ class Follower:
         timer = StepTimer()
         try:
             result = run(options, control, notify=self.say, on_step=timer.on_step, lock_held=True)
+        except DestinationBusy as exc:  # an analyst held the file for the whole --lock-timeout
+            if not self.stopping.event.is_set():
+                self.batches.again(why)
+                self.say(f"{exc}; follow goes on, and a later batch loads these changes")
+                return
+            self.say(f"the batch under way stopped: {exc}")
+            return
         except FatalError as exc:
             if not self.stopping.event.is_set():
                 raise
-            self.say(f"the batch under way stopped: {exc}")  # e.g. waiting for the DuckDB file
+            self.say(f"the batch under way stopped: {exc}")
             return
         finally:
             self.stopping.control = None

@@ -140,3 +140,28 @@ def test_without_a_verification_token_follow_refuses_in_one_line(loader: Loader,
     assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
     assert "VERIFICATION_TOKEN" in done.stderr and ENCRYPT_KEY not in done.stderr
     assert not loader.duckdb.exists()  # refused before anything was created
+
+
+def test_a_file_held_past_the_lock_timeout_delays_the_batch_and_follow_goes_on(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.sqlite"
+    process = start_follow(loader, journal, tmp_path, "--lock-timeout", "1s")
+    deliver_events(loader.sim, process.ready())
+    wait_for(
+        lambda: any("batch (sweep)" in line for line in process.lines), "the first batch", LOADED_SECONDS
+    )
+    analyst = duckdb.connect(str(loader.duckdb))  # read-write: no batch can open the file meanwhile
+    try:
+        world.add_follower(covered(world)[0])
+        wait_for(
+            lambda: any("follow goes on" in line for line in process.lines), "a held-up batch", LOADED_SECONDS
+        )
+        assert process.process.poll() is None
+    finally:
+        analyst.close()
+    expected = truth(world, world.task_ids())
+    wait_for(
+        lambda: loaded(loader) == expected, "the change to be loaded once the file is free", LOADED_SECONDS
+    )
+    assert process.stop(signal.SIGTERM) == 0
