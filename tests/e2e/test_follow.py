@@ -165,3 +165,26 @@ def test_a_file_held_past_the_lock_timeout_delays_the_batch_and_follow_goes_on(
         lambda: loaded(loader) == expected, "the change to be loaded once the file is free", LOADED_SECONDS
     )
     assert process.stop(signal.SIGTERM) == 0
+
+
+def test_over_the_long_connection_follow_loads_the_pushed_changes(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    sim = loader.sim
+    sim.events.settings.update({"verification_token": VERIFICATION_TOKEN, "time_scale": 0.001})
+    sim.events.coverage.subscribe(None)
+    env = listen_env(encrypt_key=None, **sim_env(sim))
+    args = [*loader.cli_args(), "--long-connection", "--every", "0.2s", "--discover", "--all-tasklists"]
+    process = Listener(tmp_path / "journal.sqlite", tmp_path, env, args, subcommand="follow")
+    process.ready_long_connection()
+    wait_for(lambda: sim.events.long_connections.connected() == 1, "the connection", LOADED_SECONDS)
+    wait_for(
+        lambda: any("batch (sweep)" in line for line in process.lines), "the first batch", LOADED_SECONDS
+    )
+    rng = random.Random(5)
+    for task_id in covered(world)[:5]:
+        change(world, task_id, rng)
+    wait_for(lambda: settled(sim), "the simulator's deliveries")
+    expected = truth(world, world.task_ids())
+    wait_for(lambda: loaded(loader) == expected, "the changes to be loaded", LOADED_SECONDS)
+    assert process.stop(signal.SIGTERM) == 0
