@@ -275,6 +275,55 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
 
 
+def _add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
+    host = parser.add_mutually_exclusive_group()
+    host.add_argument("--base-url", help="API host (default https://open.feishu.cn)")
+    host.add_argument("--lark", dest="base_url", action="store_const", const=LARK_BASE_URL, help="use Lark")
+    parser.add_argument("--user-id-type", choices=USER_ID_TYPES, help="id type in the subscription (open_id)")
+    parser.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
+
+
+def _seconds(text: str) -> float:
+    """A duration flag (``5s``, ``2m``, plain seconds) in seconds, more than 0."""
+    from .durations import parse_duration
+
+    try:
+        seconds = parse_duration(text).total_seconds()
+    except FatalError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"not a usable duration: {text!r} (more than 0, e.g. 5s)")
+    return seconds
+
+
+def _add_follow_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_run_arguments(parser)
+    receiver = parser.add_argument_group("receiving events (as `listen`)")
+    receiver.add_argument(
+        "--host", default="127.0.0.1", help="address of the request URL server (default 127.0.0.1)"
+    )
+    receiver.add_argument("--port", type=int, default=8000, help="its port (default 8000; 0 = any free one)")
+    receiver.add_argument(
+        "--long-connection", action="store_true", help="Feishu's WebSocket delivery (custom apps) instead"
+    )
+    batches = parser.add_argument_group("batches")
+    batches.add_argument(
+        "--every",
+        type=_seconds,
+        default=5.0,
+        metavar="DURATION",
+        help="load what the journal marked this often, when anything (default 5s)",
+    )
+    batches.add_argument(
+        "--sweep-every",
+        type=_seconds,
+        default=3600.0,
+        metavar="DURATION",
+        help="load the given task ids, lists, discovery and --stale-after tasks this often (default 1h; "
+        "also at start)",
+    )
+
+
 def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
     """The top-level parser, and each subcommand's (for its one-line usage errors)."""
     parser = OneLineParser(
@@ -282,7 +331,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         description="Load Feishu/Lark task followers into DuckDB (or any dlt destination) with dlt.",
     )
     commands = parser.add_subparsers(
-        dest="command", metavar="{run,listen,simulate,demo}", parser_class=OneLineParser
+        dest="command", metavar="{run,listen,follow,subscribe,simulate,demo}", parser_class=OneLineParser
     )
     run = commands.add_parser(
         "run",
@@ -298,6 +347,22 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         "each task event in the change journal that `run --changed` reads.",
     )
     _add_listen_arguments(listen)
+    follow = commands.add_parser(
+        "follow",
+        help="receive Feishu's task events and load the changed tasks every few seconds",
+        description="`listen` and `run --changed` in one long-running process: events are recorded in "
+        "the change journal, and every --every seconds the tasks they mark are loaded (the DuckDB file "
+        "is free between batches). Holds the pipeline's lock: a `run` meanwhile exits 3. Credentials "
+        "and config as for `run` and `listen`.",
+    )
+    _add_follow_arguments(follow)
+    subscribe = commands.add_parser(
+        "subscribe",
+        help="ask Feishu for the task events of the app (and of a user)",
+        description="Call Feishu's v2 task subscription for the app's identity and, with a user token "
+        "in the credentials, the user's; harmless to repeat. Credentials as for `run`.",
+    )
+    _add_subscribe_arguments(subscribe)
     simulate = commands.add_parser(
         "simulate", help="serve the bundled Feishu API simulator (see simulate --help)"
     )
@@ -323,8 +388,22 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         help="dlt's working folder (default dlt's: ~/.dlt/pipelines, as root /var/dlt/pipelines)",
     )
     demo.add_argument("--quiet", action="store_true", help="no notes on stderr while it runs")
+    demo.add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        help="skip the last phase (a few changes pushed as events and loaded as `follow` does)",
+    )
     demo.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
-    return parser, {"run": run, "listen": listen, "simulate": simulate, "demo": demo}
+    subcommands = {
+        "run": run,
+        "listen": listen,
+        "follow": follow,
+        "subscribe": subscribe,
+        "simulate": simulate,
+        "demo": demo,
+    }
+    return parser, subcommands
 
 
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
@@ -334,7 +413,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"unknown command {argv[0]!r}{parser.closest(argv[0], list(subcommands))}")
     args, extras = parser.parse_known_args(argv)
     if args.command is None:
-        parser.error("choose a command: run, listen, simulate or demo")
+        parser.error("choose a command: run, listen, follow, subscribe, simulate or demo")
     if extras:
         subcommands[args.command].reject_unknown(extras)
     return args
@@ -391,7 +470,12 @@ def _demo(args: argparse.Namespace) -> int:
 
     print(
         run_demo(
-            args.duckdb, tasks=args.tasks, seed=args.seed, pipelines_dir=args.pipelines_dir, quiet=args.quiet
+            args.duckdb,
+            tasks=args.tasks,
+            seed=args.seed,
+            pipelines_dir=args.pipelines_dir,
+            quiet=args.quiet,
+            follow=args.follow,
         )
     )
     return 0
@@ -401,6 +485,20 @@ def _listen(args: argparse.Namespace) -> int:
     from .listen import listen
 
     return listen(vars(args))
+
+
+def _follow(args: argparse.Namespace) -> int:
+    from .follow import Schedule, follow
+
+    return follow(vars(args), Schedule(args.every, args.sweep_every))
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from .subscribe import subscribe
+
+    for subscribed in subscribe(args.base_url, args.user_id_type or "open_id"):
+        print(subscribed.line(), flush=True)
+    return 0
 
 
 def _abort_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -426,7 +524,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
     if not sys.warnoptions and not getattr(args, "verbose", False):
         warnings.simplefilter("ignore")  # dependencies' warnings are not for the person running us
-    handlers: dict[str, Any] = {"run": _run, "demo": _demo, "listen": _listen}
+    handlers: dict[str, Any] = {
+        "run": _run,
+        "demo": _demo,
+        "listen": _listen,
+        "follow": _follow,
+        "subscribe": _subscribe,
+    }
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt as exc:  # a second Ctrl-C / SIGTERM, or one before the run started

@@ -68,9 +68,17 @@ def demo_run_options(
 
 
 def run_demo(
-    duckdb_path: str, tasks: int = 300, seed: int = 42, pipelines_dir: str | None = None, quiet: bool = False
+    duckdb_path: str,
+    tasks: int = 300,
+    seed: int = 42,
+    pipelines_dir: str | None = None,
+    quiet: bool = False,
+    follow: bool = True,
 ) -> str:
-    """Serve the simulator, load it into ``duckdb_path``, return the printed report."""
+    """Serve the simulator, load it into ``duckdb_path``, return the printed report.
+
+    ``follow``: then push a few changes as Feishu's events and load them as ``follow`` does.
+    """
     world, extra_ids = demo_world(tasks, seed)
     faults = Faults(
         latency_ms=2,
@@ -83,7 +91,18 @@ def run_demo(
     with Simulator(world, faults=faults, app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET) as sim:
         options = demo_run_options(sim.base_url, duckdb_path, extra_ids, pipelines_dir, quiet)
         result = run(options)
-    return "\n".join([format_summary(result), "", highlights(duckdb_path, options.dataset)])
+        followed = ["", demo_follow(sim, options, seed)] if follow else []
+    return "\n".join([format_summary(result), "", highlights(duckdb_path, options.dataset), *followed])
+
+
+def demo_follow(sim: Simulator, options: RunOptions, seed: int) -> str:
+    """The follow phase's line, or why it was skipped (its receiver needs the events extra)."""
+    try:
+        from .demo_follow import follow_phase
+    except ImportError as exc:
+        missing = str(exc.name).split(".")[0]
+        return f"Follow: skipped ({missing} is missing: pip install 'feishu-task-followers[events]')"
+    return follow_phase(sim, options, seed)
 
 
 def highlights(duckdb_path: str, dataset: str) -> str:

@@ -60,8 +60,6 @@ def listen(flags: dict[str, Any], say: Callable[[str], None] = _say) -> int:
 
 
 async def _serve(flags: dict[str, Any], settings: Any, journal: Journal, say: Callable[[str], None]) -> int:
-    from .journal_writer import JournalWriter
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     heard: list[str] = []
@@ -72,13 +70,34 @@ async def _serve(flags: dict[str, Any], settings: Any, journal: Journal, say: Ca
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    counts = await serve(flags, settings, journal, say, stop)
+    say(f"stopped by {heard[0] if heard else 'request'}: {counts}")
+    return 0
+
+
+async def serve(
+    flags: dict[str, Any],
+    settings: Any,
+    journal: Journal,
+    say: Callable[[str], None],
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None] = lambda where: None,
+) -> str:
+    """Receive events into ``journal`` until ``stop`` is set; the counts, in words.
+
+    ``listen`` sets ``stop`` from its signal handlers; ``follow`` runs this in its receiver thread.
+    ``on_ready``: called with the request URL once it answers (or, for the long connection, the API
+    host, as it is being opened).
+    """
+    from .journal_writer import JournalWriter
+
     writer = JournalWriter(journal, say)
     background = [asyncio.create_task(writer.run()), asyncio.create_task(writer.heartbeats())]
     try:
         if flags.get("long_connection"):
-            counts = await _long_connection(settings, writer, say, stop)
-        else:
-            counts = await _webhook(flags, settings, writer, say, stop)
+            on_ready(settings.base_url)
+            return await _long_connection(settings, writer, say, stop)
+        return await _webhook(flags, settings, writer, say, stop, on_ready)
     finally:
         await writer.drain()
         for task in background:
@@ -87,12 +106,15 @@ async def _serve(flags: dict[str, Any], settings: Any, journal: Journal, say: Ca
             with suppress(asyncio.CancelledError):
                 await task
         writer.close()
-    say(f"stopped by {heard[0] if heard else 'request'}: {counts}")
-    return 0
 
 
 async def _webhook(
-    flags: dict[str, Any], settings: Any, writer: Any, say: Callable[[str], None], stop: asyncio.Event
+    flags: dict[str, Any],
+    settings: Any,
+    writer: Any,
+    say: Callable[[str], None],
+    stop: asyncio.Event,
+    on_ready: Callable[[str], None],
 ) -> str:
     from aiohttp import web
 
@@ -110,7 +132,9 @@ async def _webhook(
         await runner.cleanup()
         raise FatalError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound = runner.addresses[0][1]
-    say(f"receiving Feishu events on http://{host}:{bound}{PATH}; journal {settings.journal}")
+    url = f"http://{host}:{bound}{PATH}"
+    say(f"receiving Feishu events on {url}; journal {settings.journal}")
+    on_ready(url)
     try:
         await stop.wait()
     finally:

@@ -59,6 +59,12 @@ def resolve(flags: dict[str, Any], long_connection: bool = False) -> ListenSetti
     return _checked(values, long_connection)
 
 
+def resolve_in_process(flags: dict[str, Any], long_connection: bool = False) -> ListenSettings:
+    """As ``resolve``, for a process that has dlt imported anyway (``follow``): no child."""
+    given = {name: flags.get(name) for name in FLAGS}
+    return _checked(_resolve_in_child(given), long_connection)
+
+
 def _checked(values: dict[str, Any], long_connection: bool) -> ListenSettings:
     token = values.get("verification_token")
     if not token:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -260,6 +260,7 @@ def run(
     control: RunControl | None = None,
     notify: Callable[[str], None] = say,
     on_step: Callable[[str, bool], None] | None = None,
+    lock_held: bool = False,
 ) -> RunResult:
     """Load followers per ``options``; raises FatalError (one line) when the run cannot go on.
 
@@ -269,6 +270,8 @@ def run(
     run left pending → fetch and load in parts, history and views after each → prune dlt's folder.
     ``control`` lets the caller read live counters and stop the run early (see RunControl);
     ``notify`` prints what the run waits for; ``on_step`` hears of the steps after the fetch.
+    ``lock_held``: the caller holds ``run_lock`` for the pipeline already (``follow`` holds it for
+    its whole life and runs one load per micro-batch; a second ``flock`` would refuse).
     """
     started = time.monotonic()
     with fatal_errors_as_one_line():
@@ -277,7 +280,10 @@ def run(
     the_run = Run(options, control or RunControl(), notify, on_step)
     duckdb_file = checked_duckdb_file(options) if options.destination == DEFAULT_DESTINATION else None
     former = former_names(options.pipeline_name, pipelines_dir, PIPELINE_NAME)
-    with run_lock(options.pipeline_name, pipelines_dir, duckdb_file, former), fatal_errors_as_one_line():
+    lock: AbstractContextManager[None] = (
+        nullcontext() if lock_held else run_lock(options.pipeline_name, pipelines_dir, duckdb_file, former)
+    )
+    with lock, fatal_errors_as_one_line():
         if former:
             adopt_former_folder(pipelines_dir, options.pipeline_name, notify)
         result = the_run.execute()

@@ -47,6 +47,12 @@ class Subscribed:
 
     identity: str  # "app" or "user"
     covers: str
+    already: bool = False  # the answer said the identity was subscribed before (when it says so)
+
+    def line(self) -> str:
+        """``app: subscribed to task events; they cover the tasks the app is responsible for``."""
+        state = "already subscribed" if self.already else "subscribed"
+        return f"{self.identity}: {state} to task events; they cover {self.covers}"
 
 
 def _setting(name: str) -> Any:
@@ -80,13 +86,15 @@ async def _subscribe_all(
         if user_token:
             identities.append(("user", UserToken(str(user_token))))
         for identity, tokens in identities:
-            await _subscribe_one(client, tokens, user_id_type)
-            done.append(Subscribed(identity, COVERS[identity]))
+            data = await _subscribe_one(client, tokens, user_id_type)
+            # Feishu documents no answer body; an explicit ``subscribed: false`` means "already"
+            already = isinstance(data, dict) and data.get("subscribed") is False
+            done.append(Subscribed(identity, COVERS[identity], already))
     return done
 
 
-async def _subscribe_one(client: httpx.AsyncClient, tokens: TokenSource, user_id_type: str) -> None:
-    """One POST, retried (bounded) on rate limits, 5xx and answers that are not Feishu's."""
+async def _subscribe_one(client: httpx.AsyncClient, tokens: TokenSource, user_id_type: str) -> Any:
+    """One POST, retried (bounded) on rate limits, 5xx and answers that are not Feishu's; its ``data``."""
     attempts = Attempts(RetryPolicy())
     while True:
         token = await tokens.get()
@@ -103,7 +111,7 @@ async def _subscribe_one(client: httpx.AsyncClient, tokens: TokenSource, user_id
         try:
             match verdict:
                 case Ok():
-                    return
+                    return verdict.data
                 case TokenRejected():
                     raise CredentialsError(tokens.rejection_message(verdict.code, verdict.msg))
                 case TaskFailed():

@@ -57,11 +57,18 @@ def listen_env(
 
 
 class Listener:
-    """One ``listen`` process; its stderr collected line by line."""
+    """One ``listen`` (or ``follow``) process; its stderr collected line by line."""
 
-    def __init__(self, journal: Path, cwd: Path, env: dict[str, str], args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        journal: Path,
+        cwd: Path,
+        env: dict[str, str],
+        args: list[str] | None = None,
+        subcommand: str = "listen",
+    ) -> None:
         self.journal = journal
-        command = [sys.executable, "-m", "feishu_followers.cli", "listen", "--journal", str(journal)]
+        command = [sys.executable, "-m", "feishu_followers.cli", subcommand, "--journal", str(journal)]
         self.process = subprocess.Popen(
             [*command, *(args if args is not None else ["--port", "0"])],
             cwd=cwd,

@@ -280,6 +280,8 @@ def test_demo_command_builds_the_demo_database(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "tasks: 300 (ok 294, invalid_task 3, no_permission 2, failed 1)" in done.stdout
     assert "Task lists by outcome:" in done.stdout
+    follow_line = done.stdout.rsplit("\n\n", 1)[1]  # the follow phase: pushed changes, loaded in seconds
+    assert follow_line.startswith("Follow (feishu-followers follow): the simulator pushed 5 follower changes")
     # every top task with its summary, from the view (the v2-only ones from tasklist_tasks)
     assert all(len(line.split(maxsplit=2)) == 3 for line in top_tasks(done.stdout))
     with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as con:

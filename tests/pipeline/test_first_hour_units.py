@@ -129,7 +129,7 @@ def test_a_usable_base_url_passes(url: str | None) -> None:
         ),
         (
             [],
-            "feishu-followers: error: choose a command: run, listen, simulate or demo"
+            "feishu-followers: error: choose a command: run, listen, follow, subscribe, simulate or demo"
             " (see feishu-followers --help)",
         ),
         (
@@ -168,7 +168,7 @@ def test_run_help_says_where_credentials_go_and_every_demo_option_is_described(
     assert "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID" in run_help
     assert "[sources.feishu_tasks.credentials]" in run_help and ".dlt/secrets.toml" in run_help
     _, subcommands = build_parser()
-    for command in ("run", "demo"):
+    for command in ("run", "demo", "follow", "subscribe"):
         for action in subcommands[command]._actions:
             assert action.help, (command, action.option_strings)
 
