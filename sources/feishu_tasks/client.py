@@ -47,6 +47,7 @@ from .settings import (
     TOKEN_REFRESHABLE_CODES,
 )
 from .stats import FetchStats
+from .store_app import AppToken, JournalTickets, StoreTenantToken
 from .transport import NoAnswer, PlainHttp, PooledHttp, Reply
 from .watches import CredentialsWatch, FirstAnswersWatch
 
@@ -244,6 +245,9 @@ class ClientSettings:
     app_id: str | None = None
     app_secret: str | None = None
     user_access_token: str | None = None
+    app_type: str = "custom"  # or "store": the app_ticket → app token → this tenant's token
+    tenant_key: str | None = None  # the store app's tenant this client reads
+    ticket_journal: str | None = None  # where `listen` records the store app's app_ticket
     concurrency: int = DEFAULT_CONCURRENCY
     max_rps: float | None = DEFAULT_MAX_RPS
     max_rpm: float | None = DEFAULT_MAX_RPM
@@ -273,6 +277,29 @@ class ClientSettings:
         )
 
 
+def make_token_source(settings: ClientSettings, token_http: PlainHttp) -> TokenSource:
+    """The tokens these credentials call for: a store app's tenant's, a custom app's, or a user's."""
+    if settings.app_id and settings.app_secret and settings.app_type == "store":
+        if not settings.tenant_key or not settings.ticket_journal:
+            raise FatalError(
+                "a store app reads one tenant at a time: name it with `run --tenant KEY` (or "
+                "--all-tenants), or the source's tenant_key"
+            )
+        tickets = JournalTickets(settings.ticket_journal, token_http, settings.app_id, settings.app_secret)
+        app_token = AppToken(token_http, settings.app_id, settings.app_secret, tickets, settings.retry)
+        return StoreTenantToken(token_http, app_token, settings.tenant_key, settings.retry)
+    if settings.app_id and settings.app_secret:
+        return TenantToken(token_http, settings.app_id, settings.app_secret, settings.retry)
+    if settings.user_access_token:
+        return UserToken(settings.user_access_token)
+    raise FatalError(
+        "no credentials: set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET (or "
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN), or app_id and app_secret "
+        "under [sources.feishu_tasks.credentials] in .dlt/secrets.toml"
+    )
+
+
 @asynccontextmanager
 async def open_client(
     settings: ClientSettings, stats: FetchStats, max_requests: int | None = None
@@ -282,19 +309,7 @@ async def open_client(
     pooled = PooledHttp(settings.base_url, settings.concurrency, deadline)
     try:
         async with httpx.AsyncClient(base_url=settings.base_url, timeout=deadline) as http:
-            tokens: TokenSource
-            if settings.app_id and settings.app_secret:
-                token_http = PlainHttp(http, deadline)
-                tokens = TenantToken(token_http, settings.app_id, settings.app_secret, settings.retry)
-            elif settings.user_access_token:
-                tokens = UserToken(settings.user_access_token)
-            else:
-                raise FatalError(
-                    "no credentials: set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
-                    "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET (or "
-                    "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN), or app_id and app_secret "
-                    "under [sources.feishu_tasks.credentials] in .dlt/secrets.toml"
-                )
+            tokens = make_token_source(settings, PlainHttp(http, deadline))
             pacing = Pacing(settings.max_rps, settings.max_rpm, settings.endpoint_limits)
             yield FeishuClient(
                 pooled,

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from .auth import CachedToken
 from .errors import ConfigError, CredentialsError, FatalError
-from .journal import Journal, JournalError
+from .journal import Journal, JournalError, default_journal_path
 from .responses import CredentialsRefused, TokenIssued
 from .retry import RetryPolicy
 from .transport import NoAnswer, PlainHttp
@@ -34,6 +34,38 @@ TICKET_WAIT_SECONDS = 180.0  # Feishu: the resent ticket arrives "a minute or tw
 RECEIVER_ALIVE_SECONDS = 60.0  # a receiver writes a heartbeat every few seconds
 POLL_SECONDS = 1.0
 MAX_TENANT_KEY_CHARS = 128
+
+
+APP_TYPES = ("custom", "store")
+
+
+def check_app_type(app_type: str | None, tenant_key: str | None) -> str:
+    """The credentials' ``app_type`` (default ``custom``), and a store app's tenant key, checked.
+
+    Both are refused in one line before any request: a store app needs its tenant, and a
+    custom app reads its own tenant only.
+    """
+    kind = (app_type or "custom").strip().lower()
+    if kind not in APP_TYPES:
+        raise ConfigError(
+            f"credentials app_type must be 'custom' or 'store', not {app_type!r} "
+            "(SOURCES__FEISHU_TASKS__CREDENTIALS__APP_TYPE)"
+        )
+    if tenant_key is not None:
+        check_tenant_key(tenant_key)
+    if kind == "store" and not tenant_key:
+        raise ConfigError(
+            "a store app reads one tenant per load: name it with `run --tenant KEY` or --all-tenants "
+            "(the source's tenant_key)"
+        )
+    return kind
+
+
+def default_ticket_journal() -> Path:
+    """Where ``listen`` of the default pipeline records the tickets (dlt's pipelines folder)."""
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    return default_journal_path(get_dlt_pipelines_dir(), "feishu_followers")
 
 
 def check_tenant_key(key: str) -> str:

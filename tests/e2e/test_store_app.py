@@ -1,0 +1,145 @@
+"""A store app end to end: the simulator serves several tenants, ``listen`` records the app_ticket it
+pushes, and ``run --tenant`` loads each tenant through the token chain (ticket → app token → tenant
+token) into the one dataset, each tenant's rows its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from feishu_simulator import World
+from feishu_simulator.store import StoreSimulator
+
+from .conftest import Loader, cli, truth
+from .listen_harness import ENCRYPT_KEY, VERIFICATION_TOKEN, Listener, listen_env
+
+APP_ID, APP_SECRET = "cli_store_app", "store-secret-77a1c9"
+TENANTS = ("tenant_alpha", "tenant_beta")
+
+
+@pytest.fixture
+def worlds() -> dict[str, World]:
+    return {key: World.generate(tasks=12, seed=30 + i) for i, key in enumerate(TENANTS)}
+
+
+@pytest.fixture
+def store(worlds: dict[str, World], tmp_path: Path) -> Iterator[StoreSimulator]:
+    sim = StoreSimulator(worlds, app_id=APP_ID, app_secret=APP_SECRET)
+    sim.events.settings.update({"verification_token": VERIFICATION_TOKEN, "encrypt_key": ENCRYPT_KEY})
+    with sim:
+        yield sim
+
+
+@pytest.fixture
+def listener(store: StoreSimulator, tmp_path: Path) -> Iterator[Listener]:
+    """``listen`` at the app's request URL: it records the tickets the simulator pushes."""
+    process = Listener(tmp_path / "journal.sqlite", tmp_path, listen_env())
+    store.events.set_request_url(process.ready())
+    yield process
+    process.stop()
+
+
+def store_env(sim: StoreSimulator) -> dict[str, str]:
+    return {
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID": APP_ID,
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET": APP_SECRET,
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_TYPE": "store",
+        "SOURCES__FEISHU_TASKS__BASE_URL": sim.base_url,
+        "SOURCES__FEISHU_TASKS__BACKOFF_BASE_SECONDS": "0.01",
+    }
+
+
+def run_store(sim: StoreSimulator, tmp_path: Path, listener: Listener, *args: str) -> tuple[int, str, str]:
+    loader = Loader(sim, tmp_path)
+    done = cli(
+        ["run", *args, "--journal", str(listener.journal), "--json", *loader.cli_args()],
+        tmp_path,
+        store_env(sim),
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def business_requests(sim: StoreSimulator, tenant: str) -> int:
+    by_endpoint = sim.tenant(tenant).stats.as_dict()["by_endpoint"]
+    return sum(count for name, count in by_endpoint.items() if name != "token")
+
+
+def test_one_tenant_loads_through_the_ticket_the_receiver_recorded(
+    store: StoreSimulator, worlds: dict[str, World], listener: Listener, tmp_path: Path
+) -> None:
+    ids = worlds["tenant_alpha"].task_ids()[:10]
+    flags = [arg for task_id in ids for arg in ("--task-id", task_id)]
+    code, out, err = run_store(store, tmp_path, listener, "--tenant", "tenant_alpha", *flags)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["failed"] == []
+    assert summary["tenants"]["tenant_alpha"]["tasks"]["ok"] == 10
+    loader = Loader(store, tmp_path)
+    assert loader.followers() == truth(worlds["tenant_alpha"], ids)
+    assert business_requests(store, "tenant_beta") == 0  # the other tenant's quota untouched
+    assert "app_ticket" in err  # no ticket yet: it asked Feishu for one and said what it waits for
+    secrets = [APP_SECRET, store.events.ticket or "", *store.store.tenant_tokens()]
+    stored = (tmp_path / "followers.duckdb").read_bytes()
+    for secret in secrets:
+        assert secret and secret not in out and secret not in err
+        assert secret.encode() not in stored
+
+
+def test_a_tenant_key_that_is_not_a_plain_token_is_refused_before_any_request(
+    store: StoreSimulator, listener: Listener, tmp_path: Path
+) -> None:
+    code, out, err = run_store(store, tmp_path, listener, "--tenant", "a b;drop", "--discover")
+    assert code == 1
+    assert err.count("\n") == 1 and "tenant key 'a b;drop' is not one" in err, err
+    for tenant in store.store.tenants.values():
+        counted = tenant.stats.as_dict()
+        assert counted["business_requests"] == counted["token_requests"] == 0
+
+
+def test_a_stopped_tenant_fails_alone(
+    store: StoreSimulator, worlds: dict[str, World], listener: Listener, tmp_path: Path
+) -> None:
+    store.store.set_status("tenant_beta", "stopped")
+    code, out, err = run_store(
+        store, tmp_path, listener, "--tenant", "tenant_beta", "--tenant", "tenant_alpha", "--discover"
+    )
+    assert code == 1, err
+    summary = json.loads(out)
+    assert summary["failed"] == ["tenant_beta"]
+    assert "stopped or uninstalled the app" in summary["tenants"]["tenant_beta"]["error"]
+    assert summary["tenants"]["tenant_alpha"]["tasks"]["ok"] == len(worlds["tenant_alpha"].task_ids())
+    loader = Loader(store, tmp_path)
+    assert set(loader.followers()) <= set(worlds["tenant_alpha"].task_ids())
+
+
+def test_a_ticket_the_endpoint_rejects_is_resent_once_then_one_line(
+    store: StoreSimulator, listener: Listener, tmp_path: Path
+) -> None:
+    store.store.refuse_tickets = True
+    code, out, err = run_store(store, tmp_path, listener, "--tenant", "tenant_alpha", "--discover")
+    assert code == 1
+    error = json.loads(out)["tenants"]["tenant_alpha"]["error"]
+    assert "refused the app_access_token" in error and "also with a resent app_ticket" in error
+    assert business_requests(store, "tenant_alpha") == 0
+
+
+def test_token_endpoint_429_and_500_for_one_tenant_are_retried_for_that_tenant(
+    store: StoreSimulator, worlds: dict[str, World], listener: Listener, tmp_path: Path
+) -> None:
+    beta = store.tenant("tenant_beta").faults
+    beta.token_rate_limit_times, beta.token_rate_limit_reset_seconds, beta.token_error_500_times = 1, 1, 1
+    code, out, err = run_store(
+        store, tmp_path, listener, "--tenant", "tenant_alpha", "--tenant", "tenant_beta", "--discover"
+    )
+    assert code == 0, err
+    tenants = json.loads(out)["tenants"]
+    for key in TENANTS:
+        assert tenants[key]["tasks"]["ok"] == len(worlds[key].task_ids())
+    answers = {key: store.tenant(key).stats.as_dict() for key in TENANTS}
+    assert answers["tenant_alpha"]["token_requests"] == 1, answers  # asked once, answered at once
+    assert answers["tenant_beta"]["token_requests"] == 3, answers  # 429, 500, then its token
+    assert tenants["tenant_alpha"]["retries"] == 0
