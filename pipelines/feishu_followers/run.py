@@ -205,7 +205,7 @@ class Run:
             prune_completed_packages(pipeline)
         if (threshold := options.stale_after) is not None:
             self.result.stale_after_run = self.waiting(
-                lambda: count_stale(pipeline, threshold), "counting stale tasks"
+                lambda: count_stale(pipeline, threshold, options.tenant_key), "counting stale tasks"
             )
         return self.result
 
@@ -219,7 +219,9 @@ class Run:
         self.waiting(plan, "reading which tasks are due")
         self.result.planned = list(self.report.planned)
         self.result.planned_requests = self.waiting(
-            lambda: estimated_requests(pipeline, [task for task, _ in self.report.planned]),
+            lambda: estimated_requests(
+                pipeline, [task for task, _ in self.report.planned], self.options.tenant_key
+            ),
             "reading what the tasks cost last time",
         )
 

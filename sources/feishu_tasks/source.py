@@ -215,4 +215,5 @@ def feishu_tasks(
     fetch = FollowerFetch(
         plan, settings, control, discover_lookback_seconds, full_refresh, stale_after, journal
     )
+    fetch.common_values = {"tenant_key": tenant_key or ""}
     return follower_resources(fetch)

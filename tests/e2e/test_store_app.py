@@ -80,6 +80,7 @@ def test_one_tenant_loads_through_the_ticket_the_receiver_recorded(
     assert summary["tenants"]["tenant_alpha"]["tasks"]["ok"] == 10
     loader = Loader(store, tmp_path)
     assert loader.followers() == truth(worlds["tenant_alpha"], ids)
+    assert loader.query("select distinct tenant_key from feishu_tasks.task_followers") == [("tenant_alpha",)]
     assert business_requests(store, "tenant_beta") == 0  # the other tenant's quota untouched
     assert "app_ticket" in err  # no ticket yet: it asked Feishu for one and said what it waits for
     secrets = [APP_SECRET, store.events.ticket or "", *store.store.tenant_tokens()]
@@ -143,3 +144,43 @@ def test_token_endpoint_429_and_500_for_one_tenant_are_retried_for_that_tenant(
     assert answers["tenant_alpha"]["token_requests"] == 1, answers  # asked once, answered at once
     assert answers["tenant_beta"]["token_requests"] == 3, answers  # 429, 500, then its token
     assert tenants["tenant_alpha"]["retries"] == 0
+
+
+def followers_of(loader: Loader, tenant: str) -> dict[str, set[str]]:
+    current: dict[str, set[str]] = {}
+    rows = loader.query(
+        "select task_id, follower_id from feishu_tasks.task_followers where tenant_key = %s", tenant
+    )
+    for task_id, follower_id in rows:
+        current.setdefault(task_id, set()).add(follower_id)
+    return current
+
+
+def test_tenants_with_the_same_task_ids_keep_their_own_rows(tmp_path: Path) -> None:
+    """Two tenants whose worlds hold the same task ids: each tenant's rows are its own, also after a
+    change in one of them (the merge replaces a task's followers within its tenant only)."""
+    worlds = {key: World.generate(tasks=12, seed=77) for key in TENANTS}
+    beta = worlds["tenant_beta"]
+    changed = next(t for t in beta.task_ids() if len(beta.followers(t)) >= 2)
+    sim = StoreSimulator(worlds, app_id=APP_ID, app_secret=APP_SECRET)
+    sim.events.settings.update({"verification_token": VERIFICATION_TOKEN, "encrypt_key": ENCRYPT_KEY})
+    process = Listener(tmp_path / "journal.sqlite", tmp_path, listen_env())
+    with sim:
+        sim.events.set_request_url(process.ready())
+        tenants = ("--tenant", "tenant_alpha", "--tenant", "tenant_beta", "--discover")
+        code, out, err = run_store(sim, tmp_path, process, *tenants)
+        assert code == 0, err
+        beta.remove_follower(changed, beta.followers(changed)[0])
+        code, out, err = run_store(
+            sim, tmp_path, process, "--tenant", "tenant_beta", "--discover", "--full-refresh"
+        )
+        assert code == 0, err
+    process.stop()
+    loader = Loader(sim, tmp_path)
+    for key, world in worlds.items():
+        assert followers_of(loader, key) == truth(world, world.task_ids()), key
+    assert followers_of(loader, "tenant_alpha")[changed] != followers_of(loader, "tenant_beta")[changed]
+    statuses = loader.query(
+        "select tenant_key, count(*) from feishu_tasks.task_fetch_status group by 1 order by 1"
+    )
+    assert statuses == [("tenant_alpha", 12), ("tenant_beta", 12)]
