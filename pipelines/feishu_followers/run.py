@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -162,6 +162,10 @@ class Run:
         self.inputs, self.report = control.inputs, control.report
         self.on_step = on_step or (lambda step, started: None)
         self.result = RunResult(options, control.report.stats, 0.0, False)
+        # Set when other runs in this process load into the same dataset (a store app's tenants,
+        # tenants.py): what writes the dataset (dlt's load with its staging tables, the history)
+        # runs under it, one run at a time; the fetches run side by side.
+        self.destination_lock: AbstractContextManager[Any] | None = None
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -181,15 +185,17 @@ class Run:
     def execute(self) -> RunResult:
         options = self.options
         pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
-        self.waiting(lambda: check_writable(pipeline, options), "opening it")
+        with self.writing():
+            self.waiting(lambda: check_writable(pipeline, options), "opening it")
         if claim_working_folder(options, pipeline):  # it worked for another destination: start afresh
             pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
         task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
         if (note := skipped_steps_note(pipeline)) and not options.quiet:
             self.notify(note)
-        self.result.completed_pending = self.waiting(
-            lambda: finish_pending(pipeline), "loading what an earlier run fetched"
-        )
+        with self.writing():
+            self.result.completed_pending = self.waiting(
+                lambda: finish_pending(pipeline), "loading what an earlier run fetched"
+            )
         if self.inputs.stop.is_set():
             return self.result
         self.inputs.dry_run = options.dry_run
@@ -235,7 +241,7 @@ class Run:
         """
         with set_aside_when_terminal(pipeline, "this run"):
             try:
-                info = pipeline.run(source)
+                info = self.run_pipeline(pipeline, source)
             except Exception as exc:
                 if busy_reason(exc) is None:
                     raise
@@ -247,8 +253,23 @@ class Run:
                     raise
         self.result.load_ids += info.loads_ids
         _add_step_times(self.result.step_seconds, pipeline)
-        with self.step("history and views"):
+        with self.step("history and views"), self.writing():
             self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
+
+    def writing(self) -> AbstractContextManager[Any]:
+        """Held while this run writes the dataset (see ``destination_lock``)."""
+        return self.destination_lock or nullcontext()
+
+    def run_pipeline(self, pipeline: dlt.Pipeline, source: DltSource) -> LoadInfo:
+        """dlt's ``run``; beside other runs into the dataset, its load step alone under the lock."""
+        if self.destination_lock is None:
+            return pipeline.run(source)
+        with self.writing():
+            pipeline.sync_destination()  # as run() does: the state kept at the destination
+        pipeline.extract(source)
+        pipeline.normalize()
+        with self.writing():
+            return pipeline.load()
 
 
 def _load_pending(pipeline: dlt.Pipeline) -> LoadInfo:

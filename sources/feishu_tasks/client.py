@@ -46,6 +46,7 @@ from .settings import (
     DEFAULT_TIMEOUT_SECONDS,
     TOKEN_REFRESHABLE_CODES,
 )
+from .slots import SharedSlots
 from .stats import FetchStats
 from .store_app import AppToken, JournalTickets, StoreTenantToken
 from .transport import NoAnswer, PlainHttp, PooledHttp, Reply
@@ -86,8 +87,10 @@ class FeishuClient:
         task_bounds: PagingBounds | None = None,
         listing_bounds: PagingBounds | None = None,
         base_url: str = "",
+        slots: SharedSlots | None = None,
     ) -> None:
         self.max_requests = max_requests
+        self.slots = slots  # the cap on requests in flight shared with other tenants' clients
         self.http = http
         self.tokens = tokens
         self.pacing = pacing
@@ -181,7 +184,7 @@ class FeishuClient:
     ) -> ListPage[T] | Verdict:
         """One exchange: the checked page, or the verdict on what came back instead."""
         try:
-            reply = await self.http.get(path, params, {"Authorization": f"Bearer {token}"})
+            reply = await self._send(path, params, {"Authorization": f"Bearer {token}"})
         except NoAnswer as exc:
             failure = Transient(exc.reason, bad_body=exc.bad_body)
             if exc.bad_body:  # an undecodable body is an answer, and not Feishu's; a timeout is neither
@@ -193,6 +196,13 @@ class FeishuClient:
         if type(verdict) is Ok or type(verdict) is TaskFailed:  # the credentials got past authentication
             self.credentials.accepted(endpoint)
         return _checked(verdict, parse) if type(verdict) is Ok else verdict
+
+    async def _send(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """One GET, within the process-wide cap on requests in flight when tenants share one."""
+        if self.slots is None:
+            return await self.http.get(path, params, headers)
+        async with self.slots:
+            return await self.http.get(path, params, headers)
 
     def _fatal(self, refusal: TokenRejected | Fatal) -> CredentialsError:
         """The one line for refused credentials, should the refusal prove systematic."""
@@ -248,6 +258,7 @@ class ClientSettings:
     app_type: str = "custom"  # or "store": the app_ticket → app token → this tenant's token
     tenant_key: str | None = None  # the store app's tenant this client reads
     ticket_journal: str | None = None  # where `listen` records the store app's app_ticket
+    request_slots: SharedSlots | None = None  # a cap on requests in flight shared with other tenants
     concurrency: int = DEFAULT_CONCURRENCY
     max_rps: float | None = DEFAULT_MAX_RPS
     max_rpm: float | None = DEFAULT_MAX_RPM
@@ -321,6 +332,7 @@ async def open_client(
                 settings.task_bounds(),
                 settings.listing_bounds(),
                 settings.base_url,
+                settings.request_slots,
             )
     finally:
         await pooled.aclose()

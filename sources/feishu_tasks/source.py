@@ -188,6 +188,7 @@ def feishu_tasks(
         app_type=app_type,
         tenant_key=tenant_key,
         ticket_journal=(ticket_journal or str(default_ticket_journal())) if app_type == "store" else None,
+        request_slots=control.inputs.request_slots,
         concurrency=int(concurrency),
         max_rps=max_rps or None,
         max_rpm=max_rpm or None,

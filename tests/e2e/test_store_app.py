@@ -6,6 +6,9 @@ token) into the one dataset, each tenant's rows its own.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +16,10 @@ import pytest
 
 from feishu_simulator import World
 from feishu_simulator.store import StoreSimulator
+from feishu_tasks.journal import Journal
 
 from .conftest import Loader, cli, truth
-from .listen_harness import ENCRYPT_KEY, VERIFICATION_TOKEN, Listener, listen_env
+from .listen_harness import ENCRYPT_KEY, VERIFICATION_TOKEN, Listener, listen_env, wait_for
 
 APP_ID, APP_SECRET = "cli_store_app", "store-secret-77a1c9"
 TENANTS = ("tenant_alpha", "tenant_beta")
@@ -184,3 +188,81 @@ def test_tenants_with_the_same_task_ids_keep_their_own_rows(tmp_path: Path) -> N
         "select tenant_key, count(*) from feishu_tasks.task_fetch_status group by 1 order by 1"
     )
     assert statuses == [("tenant_alpha", 12), ("tenant_beta", 12)]
+
+
+def recorded_tenants(journal: Path) -> dict[str, str]:
+    with Journal(journal) as opened:
+        return dict(opened.tenants())
+
+
+def test_all_tenants_loads_every_installed_active_tenant_side_by_side(tmp_path: Path) -> None:
+    keys = ("tenant_alpha", "tenant_beta", "tenant_gamma")
+    worlds = {key: World.generate(tasks=10, seed=50 + i) for i, key in enumerate(keys)}
+    sim = StoreSimulator(worlds, app_id=APP_ID, app_secret=APP_SECRET)
+    sim.events.settings.update({"verification_token": VERIFICATION_TOKEN, "encrypt_key": ENCRYPT_KEY})
+    process = Listener(tmp_path / "journal.sqlite", tmp_path, listen_env())
+    with sim:
+        sim.events.set_request_url(process.ready())
+        for key in keys:  # each installs the app; then gamma stops it
+            sim.store.set_status(key, "installed")
+        sim.store.set_status("tenant_gamma", "stopped")
+        wait_for(
+            lambda: recorded_tenants(process.journal).get("tenant_gamma") == "stopped",
+            "the installs recorded",
+        )
+        code, out, err = run_store(sim, tmp_path, process, "--all-tenants", "--discover")
+        named = run_store(sim, tmp_path, process, "--tenant", "tenant_gamma", "--discover")
+    process.stop()
+    assert named[0] == 1
+    gamma = json.loads(named[1])["tenants"]["tenant_gamma"]
+    assert gamma["app_status"] == "stopped" and "stopped or uninstalled the app" in gamma["error"]
+    assert code == 0, err
+    summary = json.loads(out)
+    assert sorted(summary["tenants"]) == ["tenant_alpha", "tenant_beta"]  # not the stopped one
+    for key in ("tenant_alpha", "tenant_beta"):
+        assert summary["tenants"][key]["tasks"]["ok"] == 10
+        assert summary["tenants"][key]["rate_limited"] == 0
+        assert summary["tenants"][key]["app_status"] == "installed"
+    assert business_requests(sim, "tenant_gamma") == 0
+    loader = Loader(sim, tmp_path)
+    for key in ("tenant_alpha", "tenant_beta"):
+        assert followers_of(loader, key) == truth(worlds[key], worlds[key].task_ids())
+    for key in ("tenant_alpha", "tenant_beta"):  # each tenant its own pipeline: its own working folder
+        assert (tmp_path / "pipelines" / f"feishu_followers__{key}").is_dir()
+
+
+def test_a_tenant_that_uninstalls_mid_run_keeps_its_rows_and_the_others_finish(
+    store: StoreSimulator, worlds: dict[str, World], listener: Listener, tmp_path: Path
+) -> None:
+    both = ("--tenant", "tenant_alpha", "--tenant", "tenant_beta", "--discover")
+    code, out, err = run_store(store, tmp_path, listener, *both)
+    assert code == 0, err
+    loader = Loader(store, tmp_path)
+    kept = followers_of(loader, "tenant_beta")
+    assert kept
+    store.tenant("tenant_beta").faults.latency_ms = 100  # beta's run is still going when it uninstalls
+    before = business_requests(store, "tenant_beta")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
+    env["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+    command = [sys.executable, "-m", "feishu_followers.cli", "run", *both, "--full-refresh", "--json"]
+    command += ["--journal", str(listener.journal), *loader.cli_args()]
+    with subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env | store_env(store),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as running:
+        wait_for(lambda: business_requests(store, "tenant_beta") >= before + 2, "beta's run to start", 120)
+        store.store.set_status("tenant_beta", "uninstalled")
+        out, err = running.communicate(timeout=300)
+    assert running.returncode == 1, err
+    summary = json.loads(out)
+    assert summary["failed"] == ["tenant_beta"]
+    assert "uninstalled" in summary["tenants"]["tenant_beta"]["error"]
+    assert summary["tenants"]["tenant_alpha"]["tasks"]["ok"] == 12
+    assert followers_of(loader, "tenant_beta") == kept  # what it had loaded stays
+    assert followers_of(loader, "tenant_alpha") == truth(
+        worlds["tenant_alpha"], worlds["tenant_alpha"].task_ids()
+    )

@@ -7,7 +7,7 @@ tenant's own ``SimulatorApp`` (its world, its gateway with its quota windows, it
 stats). A token no tenant issued goes to the first tenant's gateway, which refuses it.
 
 - ``POST /open-apis/auth/v3/app_access_token`` ``{app_id, app_secret, app_ticket}``: flat answer
-  ``{code, msg, app_access_token, expire}``; the ticket must be the newest one pushed.
+  ``{code, msg, app_access_token, expire}``; the ticket must be one the simulator pushed.
 - ``POST /open-apis/auth/v3/tenant_access_token`` ``{app_access_token, tenant_key}``: that tenant's
   token, unless it stopped or uninstalled the app; through the tenant's own token faults (429,
   500, bad body: ``Faults.token_*``), so one tenant's token endpoint can misbehave alone.
@@ -144,7 +144,8 @@ class StoreApp:
         if not self.first.tokens.credentials_ok(body.get("app_id"), body.get("app_secret")):
             return self.first.gateway.json_response(fail(BAD_CREDENTIALS, 200))
         ticket = body.get("app_ticket")
-        if self.refuse_tickets or not ticket or ticket != self.events.ticket:
+        # every ticket pushed stays good: a resend for one tenant spoils no other tenant's
+        if self.refuse_tickets or not ticket or ticket not in self.events.tickets:
             return self.first.gateway.json_response(fail(TICKET_INVALID, 200))
         token = "a-" + secrets.token_hex(20)
         self._app_tokens[token] = time.monotonic() + APP_TOKEN_TTL_SECONDS
