@@ -166,6 +166,10 @@ class Run:
         # tenants.py): what writes the dataset (dlt's load with its staging tables, the history)
         # runs under it, one run at a time; the fetches run side by side.
         self.destination_lock: AbstractContextManager[Any] | None = None
+        # Beside them, dlt's normalize also takes turns (its memory is the run's largest), and the
+        # history and views are left to the caller, once for every run (they cover every load).
+        self.normalize_lock: AbstractContextManager[Any] = nullcontext()
+        self.after_each_load = True
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -253,8 +257,9 @@ class Run:
                     raise
         self.result.load_ids += info.loads_ids
         _add_step_times(self.result.step_seconds, pipeline)
-        with self.step("history and views"), self.writing():
-            self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
+        if self.after_each_load:
+            with self.step("history and views"), self.writing():
+                self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
 
     def writing(self) -> AbstractContextManager[Any]:
         """Held while this run writes the dataset (see ``destination_lock``)."""
@@ -267,7 +272,8 @@ class Run:
         with self.writing():
             pipeline.sync_destination()  # as run() does: the state kept at the destination
         pipeline.extract(source)
-        pipeline.normalize()
+        with self.normalize_lock:
+            pipeline.normalize()
         with self.writing():
             return pipeline.load()
 

@@ -78,7 +78,7 @@ class FollowerFetch:
         self.plan, self.settings, self.control = plan, settings, control
         self.lookback_seconds, self.full_refresh = int(lookback_seconds), full_refresh
         self.stale_after = stale_after
-        self.journal = JournalReading(journal_path) if journal_path else None
+        self.journal = JournalReading(journal_path, settings.tenant_key) if journal_path else None
         self._items: Iterator[FetchItem] | None = None
         self.previous_ok: Mapping[str, datetime] = {}
         self.previous_list_ok: Mapping[str, datetime] = {}
@@ -165,8 +165,9 @@ class JournalReading:
     tasks the run could not finish (a request cap, a failure) are marked again first, a few times.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, tenant_key: str | None = None) -> None:
         self.path = path
+        self.tenant_key = tenant_key  # a store app's tenant reads its own tenant's changes only
         self.changed: dict[str, TaskChange] = {}
         self.finished_ids: set[str] = set()
         self.failed_ids: set[str] = set()
@@ -178,7 +179,7 @@ class JournalReading:
         with Journal(self.path) as journal:
             if not dry_run:
                 journal.acknowledge(consumer, position)
-            entries = journal.changes_after(position)
+            entries = journal.changes_after(position, self.tenant_key)
         self.end = entries[-1].position if entries else position
         self.changed = latest_per_task(entries)
         return self.changed
