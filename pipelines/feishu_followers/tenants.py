@@ -240,13 +240,22 @@ def tenants_json(outcomes: list[TenantOutcome]) -> dict[str, Any]:
     }
 
 
-def format_tenants(outcomes: list[TenantOutcome]) -> str:
-    """Each tenant's summary under its key, or its error line."""
-    from .summary import format_summary
+def format_tenants(outcomes: list[TenantOutcome], quiet: bool = False) -> str:
+    """Each tenant's summary (a dry run's plan; ``quiet``: its one-line outcome) under its key, or
+    its error line."""
+    from .summary import format_dry_run, format_summary, outcome_line
 
+    if quiet:
+        return "\n".join(
+            f"tenant {o.tenant_key}: " + (f"error: {o.error}" if o.result is None else outcome_line(o.result))
+            for o in outcomes
+        )
     blocks = []
     for o in outcomes:
-        body = f"  error: {o.error}" if o.result is None else format_summary(o.result)
+        if o.result is None:
+            body = f"  error: {o.error}"
+        else:
+            body = format_dry_run(o.result) if o.result.options.dry_run else format_summary(o.result)
         status = f" (app {o.app_status})" if o.app_status else ""
         blocks.append(f"tenant {o.tenant_key}{status}:\n{body}")
     failed = [o.tenant_key for o in outcomes if o.failed]
@@ -270,6 +279,6 @@ def run_tenants_cli(options: RunOptions, as_json: bool = False) -> int:
         outcomes = run_tenants(options, stop=stopping.inputs.stop)
     if as_json:
         print(json.dumps(tenants_json(outcomes), separators=(",", ":")), flush=True)
-    elif not options.quiet:
-        print(format_tenants(outcomes), flush=True)
+    else:
+        print(format_tenants(outcomes, quiet=options.quiet and not options.dry_run), flush=True)
     return 1 if any(o.failed for o in outcomes) else 0

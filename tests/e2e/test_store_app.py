@@ -266,3 +266,17 @@ def test_a_tenant_that_uninstalls_mid_run_keeps_its_rows_and_the_others_finish(
     assert followers_of(loader, "tenant_alpha") == truth(
         worlds["tenant_alpha"], worlds["tenant_alpha"].task_ids()
     )
+
+
+def test_quiet_gives_one_line_per_tenant(store: StoreSimulator, listener: Listener, tmp_path: Path) -> None:
+    loader = Loader(store, tmp_path)
+    done = cli(
+        ["run", "--tenant", "tenant_alpha", "--tenant", "tenant_beta", "--discover", "--quiet"]
+        + ["--journal", str(listener.journal), *loader.cli_args()],
+        tmp_path,
+        store_env(store),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["tenant tenant_alpha", "tenant tenant_beta"]
+    assert all("loaded 12 task(s)" in line for line in lines), lines
