@@ -29,7 +29,7 @@ import dlt
 from feishu_followers.post_load import after_load
 from feishu_tasks import feishu_tasks
 from feishu_tasks.journal import Journal
-from feishu_tasks.store_app import check_tenant_key, default_ticket_journal
+from feishu_tasks.store_app import check_tenant_key, default_ticket_journal, tenant_pipeline_name
 
 try:  # Airflow 3
     from airflow.sdk import dag, task
@@ -54,7 +54,7 @@ def tenant_pipeline(tenant_key: str) -> dlt.Pipeline:
         destination = dlt.destinations.duckdb(str(Path(f"{PIPELINE_NAME}.duckdb").resolve()))
     pipelines_dir: str | None = dlt.config.get(f"pipelines.{PIPELINE_NAME}.pipelines_dir", str)
     return dlt.pipeline(
-        pipeline_name=f"{PIPELINE_NAME}__{check_tenant_key(tenant_key)}",
+        pipeline_name=tenant_pipeline_name(PIPELINE_NAME, tenant_key),
         destination=destination,
         dataset_name=DATASET_NAME,
         pipelines_dir=pipelines_dir,

@@ -46,7 +46,7 @@ from dlt.extract import DltSource
 from feishu_followers.post_load import after_load
 from feishu_tasks import FeishuUserCredentials, feishu_tasks
 from feishu_tasks.journal import Journal
-from feishu_tasks.store_app import check_tenant_key, default_ticket_journal
+from feishu_tasks.store_app import check_tenant_key, default_ticket_journal, tenant_pipeline_name
 
 PIPELINE_NAME = "feishu_followers"
 DATASET_NAME = "feishu_tasks"
@@ -66,7 +66,7 @@ def tenant_pipeline(tenant_key: str) -> dlt.Pipeline:
     # the tenants' pipelines sit beside the recipe's own (PIPELINES__FEISHU_FOLLOWERS__PIPELINES_DIR)
     pipelines_dir: str | None = dlt.config.get(f"pipelines.{PIPELINE_NAME}.pipelines_dir", str)
     return dlt.pipeline(
-        pipeline_name=f"{PIPELINE_NAME}__{check_tenant_key(tenant_key)}",
+        pipeline_name=tenant_pipeline_name(PIPELINE_NAME, tenant_key),
         destination=destination,
         dataset_name=DATASET_NAME,
         pipelines_dir=pipelines_dir,

@@ -29,7 +29,7 @@ from feishu_tasks.control import RunControl, RunInputs
 from feishu_tasks.errors import ConfigError, FatalError
 from feishu_tasks.journal import Journal, JournalError
 from feishu_tasks.slots import SharedSlots
-from feishu_tasks.store_app import check_tenant_key
+from feishu_tasks.store_app import check_tenant_key, tenant_pipeline_name
 from feishu_tasks.tenant_column import add_tenant_key
 
 from .destination import DEFAULT_DESTINATION, checked_duckdb_file
@@ -88,7 +88,7 @@ def tenant_options(options: RunOptions, tenant_key: str) -> RunOptions:
         tenants=[],
         all_tenants=False,
         tenant_key=tenant_key,
-        pipeline_name=f"{options.pipeline_name}__{tenant_key}",
+        pipeline_name=tenant_pipeline_name(options.pipeline_name, tenant_key),
         journal=journal,
         source_args={**options.source_args, "tenant_key": tenant_key, "ticket_journal": journal},
     )

@@ -11,7 +11,9 @@ fails its own load and no other.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -34,6 +36,7 @@ TICKET_WAIT_SECONDS = 180.0  # Feishu: the resent ticket arrives "a minute or tw
 RECEIVER_ALIVE_SECONDS = 60.0  # a receiver writes a heartbeat every few seconds
 POLL_SECONDS = 1.0
 MAX_TENANT_KEY_CHARS = 128
+MAX_PIPELINE_NAME_CHARS = 64  # dlt's limit on a schema name, which a pipeline's name may become
 
 
 APP_TYPES = ("custom", "store")
@@ -59,6 +62,24 @@ def check_app_type(app_type: str | None, tenant_key: str | None) -> str:
             "(the source's tenant_key)"
         )
     return kind
+
+
+def tenant_pipeline_name(pipeline_name: str, tenant_key: str) -> str:
+    """The dlt pipeline of one tenant: ``<pipeline>__<tenant_key>``.
+
+    dlt names a folder and, before the source's schema is known, a schema after the pipeline: a
+    snake-case identifier of at most 64 characters. A key that is not one already (a ``.`` or
+    ``-``, capitals, a long key) is written in those characters with a short hash of the key, so
+    that two keys never share a pipeline.
+    """
+    key = check_tenant_key(tenant_key)
+    safe = re.sub(r"[^a-z0-9_]", "_", key.lower())
+    name = f"{pipeline_name}__{safe}"
+    if safe != key or len(name) > MAX_PIPELINE_NAME_CHARS:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        room = max(1, MAX_PIPELINE_NAME_CHARS - len(pipeline_name) - len(digest) - 3)
+        name = f"{pipeline_name}__{safe[:room]}_{digest}"
+    return name
 
 
 def default_ticket_journal() -> Path:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from feishu_simulator import World
+from feishu_simulator import Simulator, World
 from feishu_simulator.store import StoreSimulator
 from feishu_tasks.journal import Journal
 
-from .conftest import Loader, cli, truth
+from .conftest import Loader, cli, sim_env, truth
 from .listen_harness import ENCRYPT_KEY, VERIFICATION_TOKEN, Listener, listen_env, wait_for
 
 APP_ID, APP_SECRET = "cli_store_app", "store-secret-77a1c9"
@@ -280,3 +280,19 @@ def test_quiet_gives_one_line_per_tenant(store: StoreSimulator, listener: Listen
     lines = done.stdout.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["tenant tenant_alpha", "tenant tenant_beta"]
     assert all("loaded 12 task(s)" in line for line in lines), lines
+
+
+def test_a_custom_app_named_with_its_tenant_key_writes_it_on_its_rows(
+    sim: Simulator, world: World, tmp_path: Path
+) -> None:
+    loader = Loader(sim, tmp_path)
+    done = cli(
+        ["run", "--tenant", "own.tenant-1", "--discover", "--quiet", *loader.cli_args()],
+        tmp_path,
+        sim_env(sim),
+    )
+    assert done.returncode == 0, done.stderr
+    assert loader.query("select distinct tenant_key from feishu_tasks.task_fetch_status") == [
+        ("own.tenant-1",)
+    ]
+    assert loader.followers() == truth(world, world.task_ids())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feishu_tasks.errors import ConfigError
-from feishu_tasks.store_app import check_app_type
+from feishu_tasks.store_app import check_app_type, tenant_pipeline_name
 from feishu_tasks.tenant_column import tenant_condition
 
 pytestmark = pytest.mark.unit
@@ -44,3 +44,14 @@ def test_the_tenant_condition_keeps_one_tenant_or_all() -> None:
     assert tenant_condition("t_1", "s.") == "s.tenant_key = 't_1'"
     with pytest.raises(ValueError):
         tenant_condition("a'b")
+
+
+def test_each_tenant_gets_a_pipeline_name_dlt_accepts_and_no_two_share_one() -> None:
+    assert (
+        tenant_pipeline_name("feishu_followers", "2ed263bf32cf1651") == "feishu_followers__2ed263bf32cf1651"
+    )
+    keys = ["a.b", "a_b", "a-b", "A_B", "x" * 128, "x" * 127 + "y"]
+    names = [tenant_pipeline_name("feishu_followers", key) for key in keys]
+    assert len(set(names)) == len(keys)
+    for name in names:
+        assert len(name) <= 64 and name.isidentifier() and name == name.lower(), name
