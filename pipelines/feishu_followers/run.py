@@ -269,8 +269,7 @@ class Run:
         """dlt's ``run``; beside other runs into the dataset, its load step alone under the lock."""
         if self.destination_lock is None:
             return pipeline.run(source)
-        with self.writing():
-            pipeline.sync_destination()  # as run() does: the state kept at the destination
+        pipeline.sync_destination()  # as run() does: the state kept at the destination (a read)
         pipeline.extract(source)
         with self.normalize_lock:
             pipeline.normalize()
