@@ -166,8 +166,8 @@ class Run:
         # tenants.py): what writes the dataset (dlt's load with its staging tables, the history)
         # runs under it, one run at a time; the fetches run side by side.
         self.destination_lock: AbstractContextManager[Any] | None = None
-        # Beside them, dlt's normalize also takes turns (its memory is the run's largest), and the
-        # history and views are left to the caller, once for every run (they cover every load).
+        # Beside them, dlt's normalize may take turns too (``normalize_lock``), and the history and
+        # views may be left to the caller, once for every run (they cover every load).
         self.normalize_lock: AbstractContextManager[Any] = nullcontext()
         self.after_each_load = True
 

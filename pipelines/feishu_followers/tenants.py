@@ -5,9 +5,10 @@ and pending loads, so one tenant's load never lands in another's place) into the
 where every row carries its ``tenant_key``. All of them run in this process at once: each fetch in
 its own thread with its own client, paced on its tenant's own quota (Feishu counts per app and
 tenant), under one cap on requests in flight (``SharedSlots``); the steps that write the dataset
-take turns (dlt's merge shares one staging dataset), as do dlt's normalize steps (the largest
-memory of a run), and the history and views are brought up to date once, after every tenant's
-load (they apply every load not applied yet, whichever pipeline made it). A tenant's failure (it
+take turns (dlt's merge shares one staging dataset; dlt's normalize steps do not need to, and
+making them did not lower the peak memory: BENCHMARKS.md), and the history and views are brought
+up to date once, after every tenant's load (they apply every load not applied yet, whichever
+pipeline made it). A tenant's failure (it
 stopped the app, its token was refused, no permission) is that tenant's outcome: the others go
 on, and the exit code says whether any tenant failed.
 """
@@ -130,12 +131,12 @@ def run_tenants(
         check_before_start(tenant_options(options, keys[0]))
         slots = SharedSlots(in_flight or max_in_flight())
     stop = stop or threading.Event()
-    writing, normalizing = threading.Lock(), threading.Lock()
+    writing = threading.Lock()
     runs = []
     for key in keys:
         control = RunControl(RunInputs(stop=stop, request_slots=slots))
         the_run = Run(tenant_options(options, key), control, _prefixed(notify, key))
-        the_run.destination_lock, the_run.normalize_lock = writing, normalizing
+        the_run.destination_lock = writing
         the_run.after_each_load = False  # once for all, below: each costs a turn at the dataset
         runs.append((TenantOutcome(key), the_run))
     with _locks(options, [the_run.options for _, the_run in runs]), fatal_errors_as_one_line():
