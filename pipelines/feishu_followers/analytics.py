@@ -37,6 +37,17 @@ from .waiting import wait_while_busy
 DEFAULT_LOCK_TIMEOUT_SECONDS = 120.0
 BUSY_ADVICE = "try again once the load ends, or pass a longer lock_timeout"
 
+# The views with a ``tenant_key`` column: ``for_tenant`` keeps them to one tenant.
+TENANT_VIEWS = frozenset(
+    {
+        "followers_per_task",
+        "tasks_without_followers",
+        "tasks_per_follower",
+        "co_following_pairs",
+        "task_last_fetch",
+    }
+)
+
 
 class FollowerAnalytics:
     """Read-only answers from one dataset, through dlt's SQL client; use as a context manager.
@@ -49,10 +60,14 @@ class FollowerAnalytics:
     """
 
     def __init__(
-        self, sql_client: Callable[[], SqlClientBase[Any]], lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+        self,
+        sql_client: Callable[[], SqlClientBase[Any]],
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+        tenant_key: str | None = None,
     ) -> None:
         self._sql_client = sql_client
         self.lock_timeout = lock_timeout
+        self.tenant_key = tenant_key  # None: every tenant (a custom app's rows have '')
         found = self._run(lambda client: dataset_relations(client).get("load_health"))
         if found != VIEW:
             raise LookupError(
@@ -148,9 +163,18 @@ class FollowerAnalytics:
 
         return self._run(fetch)
 
+    def for_tenant(self, tenant_key: str) -> FollowerAnalytics:
+        """The same dataset, its task and follower answers kept to one tenant of a store app.
+
+        The counts over the whole dataset (distribution, churn, health) stay across tenants.
+        """
+        return FollowerAnalytics(self._sql_client, self.lock_timeout, tenant_key)
+
     def _view(
         self, view: str, order_by: str, where: str = "1 = 1", params: Sequence[Any] = ()
     ) -> pd.DataFrame:
+        if self.tenant_key is not None and view in TENANT_VIEWS:
+            where, params = f"({where}) and tenant_key = %s", [*params, self.tenant_key]
         return self.sql(f"select * from {{ds}}.{view} where {where} order by {order_by}", params)
 
     # ---------------------------------------------------------------- followers and tasks

@@ -140,6 +140,13 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="the change journal (default: beside the pipeline's working folder, as `listen` finds it)",
     )
+    store = parser.add_argument_group("store app (app_type = store: one app, many tenants)")
+    store.add_argument(
+        "--tenant", dest="tenants", action="append", metavar="KEY", help="a tenant's key; repeatable"
+    )
+    store.add_argument(
+        "--all-tenants", action="store_true", help="every tenant that installed the app and has it on"
+    )
     sched = parser.add_argument_group("scheduling")
     sched.add_argument(
         "--full-refresh",
@@ -285,7 +292,7 @@ def _add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _seconds(text: str) -> float:
     """A duration flag (``5s``, ``2m``, plain seconds) in seconds, more than 0."""
-    from .durations import parse_duration
+    from .options import parse_duration  # imports dlt: only for this flag
 
     try:
         seconds = parse_duration(text).total_seconds()
@@ -429,6 +436,10 @@ def _run(args: argparse.Namespace) -> int:
     from .summary import format_dry_run, format_json, format_summary, outcome_line
 
     options = RunOptions.resolve(vars(args))
+    if options.tenants or options.all_tenants:
+        from .tenants import run_tenants_cli
+
+        return run_tenants_cli(options, as_json=args.json)
     control = RunControl()
     quiet_display = options.quiet or options.dry_run
     display = display_for(control.report.stats, quiet_display, options.progress_interval)

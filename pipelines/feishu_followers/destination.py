@@ -59,7 +59,7 @@ def make_destination(options: RunOptions) -> Destination[Any, Any]:
         # DuckDB's default is 80% of RAM (of the container's limit), which a merge of a big
         # load takes; bounded by the budget, every step spills to disk instead (budget.py).
         credentials.global_config = options.memory.duckdb_settings()
-        return duckdb(credentials)  # dlt's, loading from any path (duckdb_destination.py)
+        return duckdb(credentials)  # dlt's, loading from any path (below)
     try:
         destination = Destination.from_reference(options.destination)
     except DestinationException:

@@ -26,6 +26,7 @@ from feishu_tasks.tables import (
     TASK_FOLLOWER_HISTORY,
     TASK_FOLLOWERS,
 )
+from feishu_tasks.tenant_column import add_tenant_key
 
 from .relations import (
     BASE_TABLE,
@@ -49,7 +50,7 @@ _MADE_HERE = (TASK_FOLLOWER_HISTORY, TASK_FIRST_SEEN, HISTORY_LOADS)
 # has only ``fetched_at``). Its one parameter is the load id.
 _KNOWN = ", ".join(f"'{status}'" for status in FOLLOWER_SET_KNOWN)
 _FETCHED_OK = (
-    """(select task_id, {observed} as fetched_at from {task_fetch_status}
+    """(select tenant_key, task_id, {observed} as fetched_at from {task_fetch_status}
                   where _dlt_load_id = %s and status in ("""
     + _KNOWN
     + "))"
@@ -71,34 +72,33 @@ _PENDING_LOADS = """select load_id from {_dlt_loads} where status = 0 and schema
 # 500,000-row part against a 15M-row history fits in 32MB, in seconds. Intervals are closed by
 # DuckDB's rowid (30 s → 0.2 s for 500,000 closes), on Postgres by the primary key's index.
 _WORK_TABLES = ("_feishu_work_ok", "_feishu_work_current", "_feishu_work_open", "_feishu_work_gone")
-_SAME_FOLLOW = (
-    "{a}.task_id = {b}.task_id and {a}.follower_id = {b}.follower_id and {a}.user_id_type = {b}.user_id_type"
-)
+_SAME_TASK = "{a}.tenant_key = {b}.tenant_key and {a}.task_id = {b}.task_id"
+_SAME_FOLLOW = _SAME_TASK + " and {a}.follower_id = {b}.follower_id and {a}.user_id_type = {b}.user_id_type"
 _APPLY_LOAD = (
     # the tasks whose follower set the load learned, when; their follows now; their open intervals
-    "create table {_feishu_work_ok} as select k.task_id, k.fetched_at from {fetched_ok} k",
-    """create table {_feishu_work_current} as select f.task_id, f.follower_id, f.user_id_type
-        from {task_followers} f join {_feishu_work_ok} k on k.task_id = f.task_id""",
-    """create table {_feishu_work_open} as
-        select {row_locator} h.task_id, h.follower_id, h.user_id_type, h.valid_from
-        from {task_follower_history} h join {_feishu_work_ok} k on k.task_id = h.task_id
+    "create table {_feishu_work_ok} as select k.tenant_key, k.task_id, k.fetched_at from {fetched_ok} k",
+    f"""create table {{_feishu_work_current}} as select f.tenant_key, f.task_id, f.follower_id, f.user_id_type
+        from {{task_followers}} f join {{_feishu_work_ok}} k on {_SAME_TASK.format(a="k", b="f")}""",
+    f"""create table {{_feishu_work_open}} as
+        select {{row_locator}} h.tenant_key, h.task_id, h.follower_id, h.user_id_type, h.valid_from
+        from {{task_follower_history}} h join {{_feishu_work_ok}} k on {_SAME_TASK.format(a="k", b="h")}
         where h.valid_to is null""",
     # close the open intervals whose follow is gone
     f"""create table {{_feishu_work_gone}} as select o.*, k.fetched_at
-        from {{_feishu_work_open}} o join {{_feishu_work_ok}} k on k.task_id = o.task_id
+        from {{_feishu_work_open}} o join {{_feishu_work_ok}} k on {_SAME_TASK.format(a="k", b="o")}
         where not exists (
             select 1 from {{_feishu_work_current}} c where {_SAME_FOLLOW.format(a="c", b="o")})""",
     """update {task_follower_history} as h set valid_to = g.fetched_at from {_feishu_work_gone} g
         where {same_interval}""",
     # open an interval for each follow that has none open
-    f"""insert into {{task_follower_history}} (task_id, follower_id, user_id_type, valid_from)
-        select c.task_id, c.follower_id, c.user_id_type, k.fetched_at
-        from {{_feishu_work_current}} c join {{_feishu_work_ok}} k on k.task_id = c.task_id
+    f"""insert into {{task_follower_history}} (tenant_key, task_id, follower_id, user_id_type, valid_from)
+        select c.tenant_key, c.task_id, c.follower_id, c.user_id_type, k.fetched_at
+        from {{_feishu_work_current}} c join {{_feishu_work_ok}} k on {_SAME_TASK.format(a="k", b="c")}
         where not exists (
             select 1 from {{_feishu_work_open}} o where {_SAME_FOLLOW.format(a="o", b="c")})""",
-    """insert into {task_first_seen} (task_id, first_ok_at)
-        select k.task_id, k.fetched_at from {_feishu_work_ok} k
-        where not exists (select 1 from {task_first_seen} s where s.task_id = k.task_id)""",
+    f"""insert into {{task_first_seen}} (tenant_key, task_id, first_ok_at)
+        select k.tenant_key, k.task_id, k.fetched_at from {{_feishu_work_ok}} k
+        where not exists (select 1 from {{task_first_seen}} s where {_SAME_TASK.format(a="s", b="k")})""",
     "insert into {_feishu_history_loads} (load_id, applied_at) values (%s, now())",
     *(f"drop table {{{table}}}" for table in _WORK_TABLES),
 )
@@ -124,6 +124,7 @@ def apply_history(pipeline: dlt.Pipeline) -> int:
     with pipeline.sql_client() as client:
         if not client.has_dataset():
             return 0
+        add_tenant_key(client)  # a dataset from before the column: it gets it first
         relations = dataset_relations(client)
         if relations.get("task_fetch_status") != BASE_TABLE:
             return 0  # nothing loaded yet

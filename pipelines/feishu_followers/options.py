@@ -243,6 +243,9 @@ class RunOptions:
     rows_per_load: int | None = None  # follower rows per dlt load: None = from the budget, 0 = one load
     lock_timeout_seconds: float = 300.0
     source_args: dict[str, Any] = field(default_factory=dict)
+    tenants: list[str] = field(default_factory=list)  # a store app's tenants to load (--tenant)
+    all_tenants: bool = False  # every installed, active tenant the journal knows (--all-tenants)
+    tenant_key: str | None = None  # the one tenant this run loads (set per tenant by tenants.py)
 
     @classmethod
     def resolve(cls, flags: dict[str, Any]) -> RunOptions:
@@ -294,6 +297,8 @@ class RunOptions:
             rows_per_load=typed("rows_per_load", None),
             lock_timeout_seconds=typed("lock_timeout", cls.lock_timeout_seconds),
             source_args=source_args,
+            tenants=list(flags.get("tenants") or []),
+            all_tenants=bool(flags.get("all_tenants")),
         )
 
     @property

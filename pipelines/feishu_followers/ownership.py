@@ -50,7 +50,10 @@ def destination_identity(options: RunOptions, pipeline: dlt.Pipeline) -> dict[st
         except SqlClientNotAvailable:
             config: Any = pipeline.destination_client().config
             where = str(getattr(config, "bucket_url", "") or options.destination)
-    return {"destination": options.destination, "where": where, "dataset": options.dataset}
+    identity = {"destination": options.destination, "where": where, "dataset": options.dataset}
+    if options.tenant_key:  # a store app's tenant: its loads are its own
+        identity["tenant"] = options.tenant_key
+    return identity
 
 
 def describe_identity(identity: dict[str, str]) -> str:

@@ -158,6 +158,14 @@ class Run:
         self.inputs, self.report = control.inputs, control.report
         self.on_step = on_step or (lambda step, started: None)
         self.result = RunResult(options, control.report.stats, 0.0, False)
+        # Set when other runs in this process load into the same dataset (a store app's tenants,
+        # tenants.py): what writes the dataset (dlt's load with its staging tables, the history)
+        # runs under it, one run at a time; the fetches run side by side.
+        self.destination_lock: AbstractContextManager[Any] | None = None
+        # Beside them, dlt's normalize may take turns too (``normalize_lock``), and the history and
+        # views may be left to the caller, once for every run (they cover every load).
+        self.normalize_lock: AbstractContextManager[Any] = nullcontext()
+        self.after_each_load = True
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -178,7 +186,8 @@ class Run:
         options = self.options
         pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
         if not options.dry_run:  # a dry run writes nothing at the destination (dry_run.py)
-            self.waiting(lambda: check_writable(pipeline, options), "opening it")
+            with self.writing():
+                self.waiting(lambda: check_writable(pipeline, options), "opening it")
         if claim_working_folder(options, pipeline):  # it worked for another destination: start afresh
             pipeline = make_pipeline(options, options.verbose and not options.dry_run, self.on_step)
         task_ids = self.waiting(lambda: collect_task_ids(options, pipeline), "reading task ids from it")
@@ -188,9 +197,10 @@ class Run:
             if note := pending_note(pipeline):
                 self.notify(note)
         else:
-            self.result.completed_pending = self.waiting(
-                lambda: finish_pending(pipeline), "loading what an earlier run fetched"
-            )
+            with self.writing():
+                self.result.completed_pending = self.waiting(
+                    lambda: finish_pending(pipeline), "loading what an earlier run fetched"
+                )
         if self.inputs.stop.is_set():
             return self.result
         self.inputs.dry_run = options.dry_run
@@ -205,7 +215,7 @@ class Run:
             prune_completed_packages(pipeline)
         if (threshold := options.stale_after) is not None:
             self.result.stale_after_run = self.waiting(
-                lambda: count_stale(pipeline, threshold), "counting stale tasks"
+                lambda: count_stale(pipeline, threshold, options.tenant_key), "counting stale tasks"
             )
         return self.result
 
@@ -219,7 +229,9 @@ class Run:
         self.waiting(plan, "reading which tasks are due")
         self.result.planned = list(self.report.planned)
         self.result.planned_requests = self.waiting(
-            lambda: estimated_requests(pipeline, [task for task, _ in self.report.planned]),
+            lambda: estimated_requests(
+                pipeline, [task for task, _ in self.report.planned], self.options.tenant_key
+            ),
             "reading what the tasks cost last time",
         )
 
@@ -233,7 +245,7 @@ class Run:
         """
         with set_aside_when_terminal(pipeline, "this run"):
             try:
-                info = pipeline.run(source)
+                info = self.run_pipeline(pipeline, source)
             except Exception as exc:
                 if busy_reason(exc) is None:
                     raise
@@ -245,8 +257,24 @@ class Run:
                     raise
         self.result.load_ids += info.loads_ids
         _add_step_times(self.result.step_seconds, pipeline)
-        with self.step("history and views"):
-            self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
+        if self.after_each_load:
+            with self.step("history and views"), self.writing():
+                self.waiting(lambda: after_load(pipeline), "updating the follow history and views")
+
+    def writing(self) -> AbstractContextManager[Any]:
+        """Held while this run writes the dataset (see ``destination_lock``)."""
+        return self.destination_lock or nullcontext()
+
+    def run_pipeline(self, pipeline: dlt.Pipeline, source: DltSource) -> LoadInfo:
+        """dlt's ``run``; beside other runs into the dataset, its load step alone under the lock."""
+        if self.destination_lock is None:
+            return pipeline.run(source)
+        pipeline.sync_destination()  # as run() does: the state kept at the destination (a read)
+        pipeline.extract(source)
+        with self.normalize_lock:
+            pipeline.normalize()
+        with self.writing():
+            return pipeline.load()
 
 
 def _load_pending(pipeline: dlt.Pipeline) -> LoadInfo:

@@ -1,5 +1,8 @@
 """Analyst views in the dataset: the questions people ask first, answered in SQL.
 
+Per tenant and across tenants: every view that lists tasks or followers has ``tenant_key`` as
+its last column (filter on it for one tenant); the churn and health views count every tenant.
+
 Refreshed after every load (``run.after_load``). The views are not managed by dlt: dlt neither
 knows nor drops them, and its schema evolution (new columns, new tables) does not touch them;
 the next run rebuilds them to match the tables it finds. A table that does not exist yet
@@ -132,12 +135,17 @@ def _task_fields(
         found += [f"l.{field}"] if field in listed else []
         value = f"coalesce({', '.join(found)})" if len(found) > 1 else found[0] if found else "null"
         expressions.append(f"cast({value} as {kind}) as {field}")
-    joins = f"left join {name(TASKS.name)} t on t.id = k.task_id" if task_columns else ""
+    joins = (
+        f"left join {name(TASKS.name)} t on t.tenant_key = k.tenant_key and t.id = k.task_id"
+        if task_columns
+        else ""
+    )
     if listed:  # a task in several lists has a row in each, with the same fields: one per task
         per_task = ", ".join(f"max({quote(client, column)}) as {field}" for field, column in listed.items())
         joins += f"""
-            left join (select task_guid, {per_task} from {name(TASKLIST_TASKS.name)} group by task_guid) l
-              on l.task_guid = k.task_id"""
+            left join (select tenant_key, task_guid, {per_task} from {name(TASKLIST_TASKS.name)}
+                       group by tenant_key, task_guid) l
+              on l.tenant_key = k.tenant_key and l.task_guid = k.task_id"""
     return ", ".join(expressions), joins
 
 
@@ -165,7 +173,8 @@ def _view_sql(
     # follows seen by that first fetch were already there (see history.py).
     events = f"""
         select h.valid_from as observed_at, 1 as added, 0 as removed
-        from {src["task_follower_history"]} h join {src["task_first_seen"]} s on s.task_id = h.task_id
+        from {src["task_follower_history"]} h join {src["task_first_seen"]} s
+          on s.tenant_key = h.tenant_key and s.task_id = h.task_id
         where h.valid_from > s.first_ok_at
         union all
         select valid_to, 0, 1 from {src["task_follower_history"]} h where valid_to is not null"""
@@ -178,14 +187,16 @@ def _view_sql(
         # rows of an earlier successful fetch after a failed one (see the status column).
         "followers_per_task": f"""
             with counts as (
-                select task_id, count(*) as followers from {src["task_followers"]} f group by task_id),
+                select tenant_key, task_id, count(*) as followers from {src["task_followers"]} f
+                group by tenant_key, task_id),
             known as (
-                select task_id from {src["task_fetch_status"]} s where status = 'ok'
-                union select task_id from counts)
-            select k.task_id, coalesce(c.followers, 0) as followers, s.status, s.last_ok_at, {fields}
+                select tenant_key, task_id from {src["task_fetch_status"]} s where status = 'ok'
+                union select tenant_key, task_id from counts)
+            select k.task_id, coalesce(c.followers, 0) as followers, s.status, s.last_ok_at, {fields},
+                   k.tenant_key
             from known k
-            left join counts c on c.task_id = k.task_id
-            left join {src["task_fetch_status"]} s on s.task_id = k.task_id
+            left join counts c on c.tenant_key = k.tenant_key and c.task_id = k.task_id
+            left join {src["task_fetch_status"]} s on s.tenant_key = k.tenant_key and s.task_id = k.task_id
             {tasks_join}""",
         "follower_count_distribution": f"""
             with buckets(bucket_order, bucket, min_followers, max_followers) as (values {buckets})
@@ -197,23 +208,26 @@ def _view_sql(
             order by b.bucket_order""",
         "tasks_per_follower": f"""
             with now_ as (
-                select follower_id, user_id_type, count(*) as tasks_now
-                from {src["task_followers"]} f group by follower_id, user_id_type),
+                select tenant_key, follower_id, user_id_type, count(*) as tasks_now
+                from {src["task_followers"]} f group by tenant_key, follower_id, user_id_type),
             ever as (  -- the history's open intervals are exactly the current follows
-                select follower_id, user_id_type, count(distinct task_id) as tasks_ever
-                from {src["task_follower_history"]} h group by follower_id, user_id_type)
-            select e.follower_id, e.user_id_type, coalesce(n.tasks_now, 0) as tasks_now, e.tasks_ever
+                select tenant_key, follower_id, user_id_type, count(distinct task_id) as tasks_ever
+                from {src["task_follower_history"]} h group by tenant_key, follower_id, user_id_type)
+            select e.follower_id, e.user_id_type, coalesce(n.tasks_now, 0) as tasks_now, e.tasks_ever,
+                   e.tenant_key
             from ever e left join now_ n
-              on n.follower_id = e.follower_id and n.user_id_type = e.user_id_type""",
+              on n.tenant_key = e.tenant_key and n.follower_id = e.follower_id
+             and n.user_id_type = e.user_id_type""",
         # Each unordered pair once (follower_a < follower_b): the edges of the network.
         "co_following_pairs": f"""
             select a.follower_id as follower_a, b.follower_id as follower_b, a.user_id_type,
-                   count(*) as shared_tasks
+                   count(*) as shared_tasks, a.tenant_key
             from {src["task_followers"]} a join {src["task_followers"]} b
-              on b.task_id = a.task_id and b.user_id_type = a.user_id_type and a.follower_id < b.follower_id
-            group by a.follower_id, b.follower_id, a.user_id_type""",
+              on b.tenant_key = a.tenant_key and b.task_id = a.task_id and b.user_id_type = a.user_id_type
+             and a.follower_id < b.follower_id
+            group by a.tenant_key, a.follower_id, b.follower_id, a.user_id_type""",
         "tasks_without_followers": f"""
-            select task_id, status, last_ok_at, {field_names} from {view("followers_per_task")}
+            select task_id, status, last_ok_at, {field_names}, tenant_key from {view("followers_per_task")}
             where status = 'ok' and followers = 0""",
         # Days (UTC) from the first observation to the latest successful fetch, zeros included.
         # A recursive CTE makes the calendar: generate_series differs between the dialects.
@@ -256,20 +270,20 @@ def _view_sql(
         # measure ``--stale-after`` uses.
         "task_last_fetch": f"""
             select task_id, status, error_code, error_msg, follower_count, user_id_type, fetched_at,
-                   last_ok_at, now() - coalesce(last_ok_at, fetched_at) as age
+                   last_ok_at, now() - coalesce(last_ok_at, fetched_at) as age, tenant_key
             from {src["task_fetch_status"]} s""",
         # Same rule as ``--stale-after``: invalid ids and deleted tasks are never due again.
         "stale_tasks": f"""
             select * from {view("task_last_fetch")}
             where status not in ({never_due}) and age > {stale_after}
-            order by age desc, task_id""",
+            order by age desc, tenant_key, task_id""",
         "load_health": f"""
             with known(status_order, status) as (values {statuses}),
             found as (
                 select status from known union select distinct status from {view("task_last_fetch")})
             select s.status, count(f.task_id) as tasks,
-                   count(f.task_id) filter (where f.task_id in (select task_id from {view("stale_tasks")}))
-                       as stale_tasks,
+                   count(f.task_id) filter (where exists (select 1 from {view("stale_tasks")} st
+                       where st.tenant_key = f.tenant_key and st.task_id = f.task_id)) as stale_tasks,
                    max(f.fetched_at) as last_fetched_at
             from found s left join known k on k.status = s.status
             left join {view("task_last_fetch")} f on f.status = s.status

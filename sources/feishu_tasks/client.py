@@ -47,7 +47,9 @@ from .settings import (
     DEFAULT_TIMEOUT_SECONDS,
     TOKEN_REFRESHABLE_CODES,
 )
+from .slots import SharedSlots
 from .stats import FetchStats
+from .store_app import AppToken, JournalTickets, StoreTenantToken
 from .transport import NoAnswer, PlainHttp, PooledHttp, Reply
 from .watches import CredentialsWatch, FirstAnswersWatch, RateLimitWatch
 
@@ -87,8 +89,10 @@ class FeishuClient:
         listing_bounds: PagingBounds | None = None,
         base_url: str = "",
         max_rate_limited_seconds: float = DEFAULT_MAX_RATE_LIMITED_SECONDS,
+        slots: SharedSlots | None = None,
     ) -> None:
         self.max_requests = max_requests
+        self.slots = slots  # the cap on requests in flight shared with other tenants' clients
         self.http = http
         self.tokens = tokens
         self.pacing = pacing
@@ -186,7 +190,7 @@ class FeishuClient:
     ) -> ListPage[T] | Verdict:
         """One exchange: the checked page, or the verdict on what came back instead."""
         try:
-            reply = await self.http.get(path, params, {"Authorization": f"Bearer {token}"})
+            reply = await self._send(path, params, {"Authorization": f"Bearer {token}"})
         except NoAnswer as exc:
             failure = Transient(exc.reason, bad_body=exc.bad_body)
             if exc.bad_body:  # an undecodable body is an answer, and not Feishu's; a timeout is neither
@@ -200,6 +204,13 @@ class FeishuClient:
         if type(verdict) is Ok or type(verdict) is TaskFailed:  # the credentials got past authentication
             self.credentials.accepted(endpoint)
         return _checked(verdict, parse) if type(verdict) is Ok else verdict
+
+    async def _send(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """One GET, within the process-wide cap on requests in flight when tenants share one."""
+        if self.slots is None:
+            return await self.http.get(path, params, headers)
+        async with self.slots:
+            return await self.http.get(path, params, headers)
 
     def _fatal(self, refusal: TokenRejected | Fatal) -> CredentialsError:
         """The one line for refused credentials, should the refusal prove systematic."""
@@ -252,6 +263,10 @@ class ClientSettings:
     app_id: str | None = None
     app_secret: str | None = None
     user_access_token: str | None = None
+    app_type: str = "custom"  # or "store": the app_ticket → app token → this tenant's token
+    tenant_key: str | None = None  # the store app's tenant this client reads
+    ticket_journal: str | None = None  # where `listen` records the store app's app_ticket
+    request_slots: SharedSlots | None = None  # a cap on requests in flight shared with other tenants
     concurrency: int = DEFAULT_CONCURRENCY
     max_rps: float | None = DEFAULT_MAX_RPS
     max_rpm: float | None = DEFAULT_MAX_RPM
@@ -282,6 +297,29 @@ class ClientSettings:
         )
 
 
+def make_token_source(settings: ClientSettings, token_http: PlainHttp) -> TokenSource:
+    """The tokens these credentials call for: a store app's tenant's, a custom app's, or a user's."""
+    if settings.app_id and settings.app_secret and settings.app_type == "store":
+        if not settings.tenant_key or not settings.ticket_journal:
+            raise FatalError(
+                "a store app reads one tenant at a time: name it with `run --tenant KEY` (or "
+                "--all-tenants), or the source's tenant_key"
+            )
+        tickets = JournalTickets(settings.ticket_journal, token_http, settings.app_id, settings.app_secret)
+        app_token = AppToken(token_http, settings.app_id, settings.app_secret, tickets, settings.retry)
+        return StoreTenantToken(token_http, app_token, settings.tenant_key, settings.retry)
+    if settings.app_id and settings.app_secret:
+        return TenantToken(token_http, settings.app_id, settings.app_secret, settings.retry)
+    if settings.user_access_token:
+        return UserToken(settings.user_access_token)
+    raise FatalError(
+        "no credentials: set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET (or "
+        "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN), or app_id and app_secret "
+        "under [sources.feishu_tasks.credentials] in .dlt/secrets.toml"
+    )
+
+
 @asynccontextmanager
 async def open_client(
     settings: ClientSettings, stats: FetchStats, max_requests: int | None = None
@@ -291,19 +329,7 @@ async def open_client(
     pooled = PooledHttp(settings.base_url, settings.concurrency, deadline)
     try:
         async with httpx.AsyncClient(base_url=settings.base_url, timeout=deadline) as http:
-            tokens: TokenSource
-            if settings.app_id and settings.app_secret:
-                token_http = PlainHttp(http, deadline)
-                tokens = TenantToken(token_http, settings.app_id, settings.app_secret, settings.retry)
-            elif settings.user_access_token:
-                tokens = UserToken(settings.user_access_token)
-            else:
-                raise FatalError(
-                    "no credentials: set SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID and "
-                    "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET (or "
-                    "SOURCES__FEISHU_TASKS__CREDENTIALS__USER_ACCESS_TOKEN), or app_id and app_secret "
-                    "under [sources.feishu_tasks.credentials] in .dlt/secrets.toml"
-                )
+            tokens = make_token_source(settings, PlainHttp(http, deadline))
             pacing = Pacing(settings.max_rps, settings.max_rpm, settings.endpoint_limits)
             yield FeishuClient(
                 pooled,
@@ -316,6 +342,7 @@ async def open_client(
                 settings.listing_bounds(),
                 settings.base_url,
                 settings.max_rate_limited_seconds,
+                settings.request_slots,
             )
     finally:
         await pooled.aclose()

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from .slots import SharedSlots
 from .stats import FetchStats
 
 
@@ -34,6 +35,8 @@ class RunInputs:
     # Set to end the fetch early: no new task starts, requests in flight are cancelled, and what
     # was fetched so far is handed on to be loaded.
     stop: threading.Event = field(default_factory=threading.Event)
+    # A cap on requests in flight shared with the other tenants loading in this process.
+    request_slots: SharedSlots | None = None
 
 
 @dataclass

@@ -39,16 +39,24 @@ def _fill_from_source_section(config: CredentialsConfiguration, fields: tuple[st
 
 @configspec
 class FeishuAppCredentials(CredentialsConfiguration):
-    """A self-built app: the connector fetches and refreshes a tenant access token itself."""
+    """An app's id and secret: a self-built app's (the default) or a store app's (``app_type = "store"``).
+
+    The connector fetches and refreshes the tokens itself.
+    """
 
     # dlt requires a field whose hint is not Optional; None only means "not resolved yet".
     app_id: str = None  # type: ignore[assignment]
     app_secret: TSecretStrValue = None  # type: ignore[assignment]
+    # "custom" (self-built: one tenant, its token from the secret) or "store" (ISV: the token
+    # chain from the app_ticket that `listen` records, one tenant token per tenant_key).
+    app_type: str | None = None
     encrypt_key: TSecretStrValue | None = None
     verification_token: TSecretStrValue | None = None
 
     def on_partial(self) -> None:
         _fill_from_source_section(self, ("app_id", "app_secret"))
+        if self.app_type is None:
+            self.app_type = dlt.config.get(f"{SOURCE_SECTION}.app_type")
 
 
 @configspec

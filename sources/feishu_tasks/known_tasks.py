@@ -26,6 +26,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from .ledger import CHUNK, KnownTasks
 from .settings import FOLLOWERS_PAGE_SIZE, NEVER_DUE
+from .tenant_column import tenant_condition
 
 STATUS_TABLE = "task_fetch_status"
 # The last time a task was seen whole, or else last tried. Malformed, unknown and deleted tasks
@@ -34,32 +35,41 @@ LAST_SEEN = "coalesce(last_ok_at, fetched_at)"
 SWEEPABLE = "status not in (" + ", ".join(f"'{status}'" for status in NEVER_DUE) + ")"
 # In key order: the ledger's tables are keyed by task id, and inserts in key order are appends.
 LAST_OK_SQL = (
-    "select {key}, max(last_ok_at) from {table} where last_ok_at is not null group by {key} order by {key}"
+    "select {key}, max(last_ok_at) from {table} where last_ok_at is not null and {tenant} "
+    "group by {key} order by {key}"
 )
 # The tasks that needed more than one page last time (the rest need one).
 MULTI_PAGE_SQL = (
-    "select task_id, max(follower_count) from {table} where follower_count > %s "
+    "select task_id, max(follower_count) from {table} where follower_count > %s and {tenant} "
     "group by task_id order by task_id"
 )
 STALE_SQL = (
-    f"select task_id from {{table}} where {SWEEPABLE} and {LAST_SEEN} < %s "
+    f"select task_id from {{table}} where {SWEEPABLE} and {LAST_SEEN} < %s and {{tenant}} "
     f"group by task_id order by min({LAST_SEEN}), task_id"
 )
-LIST_TASKS_SQL = "select tasklist_guid, task_guid from {table} order by tasklist_guid, task_guid"
+LIST_TASKS_SQL = (
+    "select tasklist_guid, task_guid from {table} where {tenant} order by tasklist_guid, task_guid"
+)
 
 log = logging.getLogger("feishu_tasks")
 
 
 def query_status(
-    pipeline: dlt.Pipeline, sql: str, *args: Any, table_name: str = STATUS_TABLE
+    pipeline: dlt.Pipeline,
+    sql: str,
+    *args: Any,
+    table_name: str = STATUS_TABLE,
+    tenant_key: str | None = None,
 ) -> list[tuple[Any, ...]]:
-    """``sql`` with ``{table}`` = the qualified status table; no rows when there is none (yet)."""
+    """``sql`` with ``{table}`` = the qualified status table and ``{tenant}`` = the tenant's rows (all
+    when ``tenant_key`` is None); no rows when there is none (yet)."""
     if pipeline.destination is None:  # extracting without a destination: nothing to read
         return []
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(table_name)
-            return [tuple(row) for row in client.execute_sql(sql.format(table=table), *args) or ()]
+            query = sql.format(table=table, tenant=tenant_condition(tenant_key))
+            return [tuple(row) for row in client.execute_sql(query, *args) or ()]
     except (DatabaseUndefinedRelation, DestinationUndefinedEntity):  # nothing loaded yet
         return []
     except SqlClientNotAvailable:  # a destination without SQL
@@ -68,7 +78,11 @@ def query_status(
 
 
 def stream_status(
-    pipeline: dlt.Pipeline, sql: str, *args: Any, table_name: str = STATUS_TABLE
+    pipeline: dlt.Pipeline,
+    sql: str,
+    *args: Any,
+    table_name: str = STATUS_TABLE,
+    tenant_key: str | None = None,
 ) -> Iterator[tuple[Any, ...]]:
     """Like ``query_status``, a chunk of rows at a time instead of all of them at once."""
     if pipeline.destination is None:
@@ -76,7 +90,8 @@ def stream_status(
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name(table_name)
-            with client.execute_query(sql.format(table=table), *args) as cursor:
+            query = sql.format(table=table, tenant=tenant_condition(tenant_key))
+            with client.execute_query(query, *args) as cursor:
                 for chunk in cursor.iter_fetch(CHUNK):
                     yield from (tuple(row) for row in chunk)
     except (DatabaseUndefinedRelation, DestinationUndefinedEntity):  # nothing loaded yet
@@ -86,22 +101,33 @@ def stream_status(
 
 
 def read_known_tasks(
-    pipeline: dlt.Pipeline, stale_after: timedelta | None, with_last_ok: bool = True, with_lists: bool = False
+    pipeline: dlt.Pipeline,
+    stale_after: timedelta | None,
+    with_last_ok: bool = True,
+    with_lists: bool = False,
+    tenant_key: str | None = None,
 ) -> KnownTasks:
-    """Each task's ``last_ok_at``, the pages of the multi-page ones, and the stale sweep, on disk;
-    ``with_lists``: also the tasks of each task list (a list no longer visible is read through them)."""
+    """Each task's ``last_ok_at``, the pages of the multi-page ones, and the stale sweep, on disk
+    (of one tenant's tasks when ``tenant_key`` is given); ``with_lists``: also the tasks of each
+    task list (a list no longer visible is read through them)."""
     known = KnownTasks()
     try:
         if with_lists:
-            known.add_list_tasks(stream_status(pipeline, LIST_TASKS_SQL, table_name="tasklist_tasks"))
+            known.add_list_tasks(
+                stream_status(pipeline, LIST_TASKS_SQL, table_name="tasklist_tasks", tenant_key=tenant_key)
+            )
         if with_last_ok:
-            known.add_last_ok(stream_status(pipeline, LAST_OK_SQL.format(key="task_id", table="{table}")))
+            last_ok = LAST_OK_SQL.format(key="task_id", table="{table}", tenant="{tenant}")
+            known.add_last_ok(stream_status(pipeline, last_ok, tenant_key=tenant_key))
         known.add_pages(
             (str(task_id), -(-int(count) // FOLLOWERS_PAGE_SIZE))
-            for task_id, count in stream_status(pipeline, MULTI_PAGE_SQL, FOLLOWERS_PAGE_SIZE)
+            for task_id, count in stream_status(
+                pipeline, MULTI_PAGE_SQL, FOLLOWERS_PAGE_SIZE, tenant_key=tenant_key
+            )
         )
         if stale_after is not None:
-            known.add_sweep(row[0] for row in stream_status(pipeline, STALE_SQL, _cutoff(stale_after)))
+            stale = stream_status(pipeline, STALE_SQL, _cutoff(stale_after), tenant_key=tenant_key)
+            known.add_sweep(row[0] for row in stale)
     except BaseException:
         known.close()
         raise
@@ -109,10 +135,14 @@ def read_known_tasks(
 
 
 def previous_last_ok(
-    pipeline: dlt.Pipeline, table_name: str = STATUS_TABLE, key: str = "task_id"
+    pipeline: dlt.Pipeline,
+    table_name: str = STATUS_TABLE,
+    key: str = "task_id",
+    tenant_key: str | None = None,
 ) -> dict[str, datetime]:
     """``last_ok_at`` per ``key`` (``tasklist_fetch_status`` keeps lists' times the same way)."""
-    rows = query_status(pipeline, LAST_OK_SQL.format(key=key, table="{table}"), table_name=table_name)
+    sql = LAST_OK_SQL.format(key=key, table="{table}", tenant="{tenant}")
+    rows = query_status(pipeline, sql, table_name=table_name, tenant_key=tenant_key)
     return {str(name): last_ok for name, last_ok in rows}
 
 
@@ -120,17 +150,22 @@ def _cutoff(stale_after: timedelta) -> datetime:
     return datetime.now(UTC) - stale_after
 
 
-def count_stale(pipeline: dlt.Pipeline, stale_after: timedelta) -> int:
-    """How many known tasks are stale now (for the summary)."""
+def count_stale(pipeline: dlt.Pipeline, stale_after: timedelta, tenant_key: str | None = None) -> int:
+    """How many known tasks (of the tenant, if given) are stale now (for the summary)."""
     rows = query_status(
         pipeline,
-        f"select count(distinct task_id) from {{table}} where {SWEEPABLE} and {LAST_SEEN} < %s",
+        f"select count(distinct task_id) from {{table}} where {SWEEPABLE} and {LAST_SEEN} < %s "
+        "and {tenant}",
         _cutoff(stale_after),
+        tenant_key=tenant_key,
     )
     return int(rows[0][0]) if rows else 0
 
 
-def estimated_requests(pipeline: dlt.Pipeline, task_ids: list[str]) -> dict[str, int]:
+def estimated_requests(
+    pipeline: dlt.Pipeline, task_ids: list[str], tenant_key: str | None = None
+) -> dict[str, int]:
     """Pages each task needed last time (1 when unknown): the follower endpoint's cost."""
-    known = dict(query_status(pipeline, "select task_id, max(follower_count) from {table} group by task_id"))
+    sql = "select task_id, max(follower_count) from {table} where {tenant} group by task_id"
+    known = dict(query_status(pipeline, sql, tenant_key=tenant_key))
     return {task_id: max(1, -(-int(known.get(task_id) or 0) // FOLLOWERS_PAGE_SIZE)) for task_id in task_ids}

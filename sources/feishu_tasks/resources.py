@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.destination.exceptions import SqlClientNotAvailable
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.sources import DltResource
 
@@ -48,6 +49,7 @@ from .rows import (
 from .scheduler import FetchPlan, FetchScheduler
 from .settings import STATUS_FAILED
 from .tables import SOURCE_TABLES, TOMBSTONE, Table
+from .tenant_column import add_tenant_key
 
 CURSOR_KEY = "discover"
 JOURNAL_KEY = "journal"  # source state: {"position": the last journal position this dataset loaded}
@@ -77,7 +79,7 @@ class FollowerFetch:
         self.plan, self.settings, self.control = plan, settings, control
         self.lookback_seconds, self.full_refresh = int(lookback_seconds), full_refresh
         self.stale_after = stale_after
-        self.journal = JournalReading(journal_path) if journal_path else None
+        self.journal = JournalReading(journal_path, settings.tenant_key) if journal_path else None
         self._items: Iterator[FetchItem] | None = None
         self.previous_ok: Mapping[str, datetime] = {}
         self.previous_list_ok: Mapping[str, datetime] = {}
@@ -91,13 +93,20 @@ class FollowerFetch:
         dry_run = self.control.inputs.dry_run
         # per task, on disk (ledger.py): a failure keeps its last_ok_at; --max-requests admits whole
         # tasks and the display counts what is left (pages); the stale sweep
+        tenant = self.settings.tenant_key
+        if not dry_run or tenant is not None:  # a dataset from before tenant_key: the column first
+            _add_tenant_key(pipeline)
         with_lists = plan.all_tasklists and not dry_run
-        known = read_known_tasks(pipeline, self.stale_after, with_last_ok=not dry_run, with_lists=with_lists)
+        known = read_known_tasks(
+            pipeline, self.stale_after, with_last_ok=not dry_run, with_lists=with_lists, tenant_key=tenant
+        )
         self.previous_ok, plan.expected_pages = known.last_ok, known.pages
         if self.stale_after is not None:
             plan.sweep_task_ids = known.sweep
         if plan.reads_tasklists and not dry_run:  # one row per list: a dict is fine
-            self.previous_list_ok = previous_last_ok(pipeline, "tasklist_fetch_status", "tasklist_guid")
+            self.previous_list_ok = previous_last_ok(
+                pipeline, "tasklist_fetch_status", "tasklist_guid", tenant_key=tenant
+            )
         if with_lists:  # the lists read before: one no longer visible is said so, its tasks read again
             plan.known_tasklists = KnownTasklists(list(self.previous_list_ok), known.tasks_of_list)
         self.keeps_tombstones = _destination_merges()
@@ -144,7 +153,8 @@ class FollowerFetch:
             if table.tombstones and not self.keeps_tombstones:
                 rows = rows.filter(pc.invert(rows[TOMBSTONE]))
             for position, (name, value) in enumerate(self.common_values.items()):
-                rows = rows.add_column(position, name, pa.array([value] * rows.num_rows, pa.string()))
+                column = pa.array([value] * rows.num_rows, pa.string())
+                rows = rows.add_column(position, pa.field(name, pa.string(), nullable=False), column)
             return _with_load_id(rows)
         if table.tombstones and not self.keeps_tombstones:
             rows = [row for row in rows if not row[TOMBSTONE]]
@@ -161,8 +171,9 @@ class JournalReading:
     tasks the run could not finish (a request cap, a failure) are marked again first, a few times.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, tenant_key: str | None = None) -> None:
         self.path = path
+        self.tenant_key = tenant_key  # a store app's tenant reads its own tenant's changes only
         self.changed: dict[str, TaskChange] = {}
         self.finished_ids: set[str] = set()
         self.failed_ids: set[str] = set()
@@ -174,7 +185,7 @@ class JournalReading:
         with Journal(self.path) as journal:
             if not dry_run:
                 journal.acknowledge(consumer, position)
-            entries = journal.changes_after(position)
+            entries = journal.changes_after(position, self.tenant_key)
         self.end = entries[-1].position if entries else position
         self.changed = latest_per_task(entries)
         return self.changed
@@ -203,6 +214,18 @@ def _discover_cursor() -> dict[str, Any]:
     state = dlt.current.source_state()
     legacy = state.get("resources", {}).get("followers", {}).get(CURSOR_KEY, {})
     return dict(state.get(CURSOR_KEY) or legacy)
+
+
+def _add_tenant_key(pipeline: dlt.Pipeline) -> None:
+    """``tenant_key`` added to a dataset loaded before it existed (see ``tenant_column``)."""
+    if pipeline.destination is None:
+        return
+    try:
+        with pipeline.sql_client() as client:
+            if client.has_dataset():
+                add_tenant_key(client)
+    except SqlClientNotAvailable:  # a destination without SQL: no keys to keep
+        return
 
 
 def _destination_merges() -> bool:

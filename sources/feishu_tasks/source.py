@@ -42,6 +42,7 @@ from .settings import (
     FOLLOWERS_APIS,
     USER_ID_TYPES,
 )
+from .store_app import check_app_type, default_ticket_journal
 from .tables import table_list
 
 P = ParamSpec("P")
@@ -85,6 +86,8 @@ def feishu_tasks(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     backoff_base_seconds: float = DEFAULT_BACKOFF_BASE_SECONDS,
     journal: str | None = None,
+    tenant_key: str | None = None,
+    ticket_journal: str | None = None,
 ) -> list[DltResource]:
     """Followers of the given tasks (and, with ``discover``, of every task the app can see).
 
@@ -151,6 +154,10 @@ def feishu_tasks(
             task events): also read every task it marks since the position this dataset last
             loaded, each through the API its id belongs to, dated by its event. The position is
             kept in dlt state and moves with the load.
+        tenant_key: The tenant a store app (``app_type = "store"`` in the credentials) reads; a
+            plain token as Feishu's ``app_open`` event gives it. Every row carries it.
+        ticket_journal: Where ``feishu-followers listen`` records the store app's ``app_ticket``
+            (default: the journal of the ``feishu_followers`` pipeline in dlt's pipelines folder).
 
     Returns:
         One resource per table, over one hidden ``fetch_followers`` resource that does the
@@ -179,12 +186,17 @@ def feishu_tasks(
         max_rate_limited_seconds=max_rate_limited_seconds,
     )
     check_journal(journal)
+    app_type = check_app_type(getattr(credentials, "app_type", None), tenant_key)
     control = current_run_control()
     settings = ClientSettings(
         base_url=base_url.rstrip("/"),
         app_id=getattr(credentials, "app_id", None),
         app_secret=getattr(credentials, "app_secret", None),
         user_access_token=getattr(credentials, "user_access_token", None),
+        app_type=app_type,
+        tenant_key=tenant_key,
+        ticket_journal=(ticket_journal or str(default_ticket_journal())) if app_type == "store" else None,
+        request_slots=control.inputs.request_slots,
         concurrency=int(concurrency),
         max_rps=max_rps or None,
         max_rpm=max_rpm or None,
@@ -213,4 +225,5 @@ def feishu_tasks(
     fetch = FollowerFetch(
         plan, settings, control, discover_lookback_seconds, full_refresh, stale_after, journal
     )
+    fetch.common_values = {"tenant_key": tenant_key or ""}
     return follower_resources(fetch)

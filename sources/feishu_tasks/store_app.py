@@ -11,7 +11,9 @@ fails its own load and no other.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Protocol
 
 from .auth import CachedToken
 from .errors import ConfigError, CredentialsError, FatalError
-from .journal import Journal, JournalError
+from .journal import Journal, JournalError, default_journal_path
 from .responses import CredentialsRefused, TokenIssued
 from .retry import RetryPolicy
 from .transport import NoAnswer, PlainHttp
@@ -34,6 +36,57 @@ TICKET_WAIT_SECONDS = 180.0  # Feishu: the resent ticket arrives "a minute or tw
 RECEIVER_ALIVE_SECONDS = 60.0  # a receiver writes a heartbeat every few seconds
 POLL_SECONDS = 1.0
 MAX_TENANT_KEY_CHARS = 128
+MAX_PIPELINE_NAME_CHARS = 64  # dlt's limit on a schema name, which a pipeline's name may become
+
+
+APP_TYPES = ("custom", "store")
+
+
+def check_app_type(app_type: str | None, tenant_key: str | None) -> str:
+    """The credentials' ``app_type`` (default ``custom``), and a store app's tenant key, checked.
+
+    Both are refused in one line before any request: a store app needs its tenant, and a
+    custom app reads its own tenant only.
+    """
+    kind = (app_type or "custom").strip().lower()
+    if kind not in APP_TYPES:
+        raise ConfigError(
+            f"credentials app_type must be 'custom' or 'store', not {app_type!r} "
+            "(SOURCES__FEISHU_TASKS__CREDENTIALS__APP_TYPE)"
+        )
+    if tenant_key is not None:
+        check_tenant_key(tenant_key)
+    if kind == "store" and not tenant_key:
+        raise ConfigError(
+            "a store app reads one tenant per load: name it with `run --tenant KEY` or --all-tenants "
+            "(the source's tenant_key)"
+        )
+    return kind
+
+
+def tenant_pipeline_name(pipeline_name: str, tenant_key: str) -> str:
+    """The dlt pipeline of one tenant: ``<pipeline>__<tenant_key>``.
+
+    dlt names a folder and, before the source's schema is known, a schema after the pipeline: a
+    snake-case identifier of at most 64 characters. A key that is not one already (a ``.`` or
+    ``-``, capitals, a long key) is written in those characters with a short hash of the key, so
+    that two keys never share a pipeline.
+    """
+    key = check_tenant_key(tenant_key)
+    safe = re.sub(r"[^a-z0-9_]", "_", key.lower())
+    name = f"{pipeline_name}__{safe}"
+    if safe != key or len(name) > MAX_PIPELINE_NAME_CHARS:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        room = max(1, MAX_PIPELINE_NAME_CHARS - len(pipeline_name) - len(digest) - 3)
+        name = f"{pipeline_name}__{safe[:room]}_{digest}"
+    return name
+
+
+def default_ticket_journal() -> Path:
+    """Where ``listen`` of the default pipeline records the tickets (dlt's pipelines folder)."""
+    from dlt.common.pipeline import get_dlt_pipelines_dir
+
+    return default_journal_path(get_dlt_pipelines_dir(), "feishu_followers")
 
 
 def check_tenant_key(key: str) -> str:

@@ -11,8 +11,9 @@ Three kinds of table:
 - ``DERIVED_TABLES``: derived after each load from what it changed (``after_load``);
 - ``BOOKKEEPING_TABLES``: what the post-load steps record about themselves.
 
-``COMMON_COLUMNS`` are columns every table carries, first in each table and first in each key
-(none yet: a column added there reaches every table, key, hint and schema).
+``COMMON_COLUMNS`` are columns every data table (source and derived) carries, first in each table
+and first in each key: ``tenant_key``, so one dataset holds the rows of a store app's tenants
+side by side. The bookkeeping tables describe the dataset itself and have none.
 """
 
 from __future__ import annotations
@@ -73,9 +74,14 @@ class Table:
     extra: tuple[str, ...] = field(default=(), compare=False)  # notes for the reference
 
     @property
+    def common_columns(self) -> tuple[Column, ...]:
+        """``COMMON_COLUMNS`` for a table of rows (source, derived); none for the others."""
+        return COMMON_COLUMNS if self.kind in ("source", "derived") else ()
+
+    @property
     def columns(self) -> tuple[Column, ...]:
         """The table's columns, common ones first (the tombstone is not stored: not a column)."""
-        return (*COMMON_COLUMNS, *self.own_columns)
+        return (*self.common_columns, *self.own_columns)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -86,15 +92,18 @@ class Table:
 
     @property
     def merge_keys(self) -> tuple[str, ...]:
-        return _keyed(self.merge_key)
+        return self._keyed(self.merge_key)
 
     @property
     def primary_keys(self) -> tuple[str, ...]:
-        return _keyed(self.primary_key)
+        return self._keyed(self.primary_key)
 
     @property
     def row_keys(self) -> tuple[str, ...]:
-        return _keyed(self.row_key)
+        return self._keyed(self.row_key)
+
+    def _keyed(self, columns: tuple[str, ...]) -> tuple[str, ...]:
+        return (*(column.name for column in self.common_columns), *columns) if columns else ()
 
     def dlt_hints(self) -> dict[str, Any]:
         """The arguments of ``dlt.resource`` / ``dlt.transformer`` that declare this table."""
@@ -138,12 +147,15 @@ class Table:
         return f"create table if not exists {qualified_name} ({', '.join(lines)})"
 
 
-# A column added here is added to every table and to the front of every key.
-COMMON_COLUMNS: tuple[Column, ...] = ()
-
-
-def _keyed(columns: tuple[str, ...]) -> tuple[str, ...]:
-    return (*(column.name for column in COMMON_COLUMNS), *columns) if columns else ()
+# A column added here is added to every data table and to the front of every key.
+TENANT_KEY = Column(
+    "tenant_key",
+    "text",
+    "the tenant the row belongs to: a store app's tenant key (`run --tenant`); for a custom app its "
+    "tenant's key where given, else `''` (also the rows loaded before the column existed)",
+    nullable=False,
+)
+COMMON_COLUMNS: tuple[Column, ...] = (TENANT_KEY,)
 
 
 def _text(name: str, meaning: str, nullable: bool = True) -> Column:

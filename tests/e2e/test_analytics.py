@@ -68,6 +68,7 @@ def test_dataframes_match_truth(loader: Loader, world: World) -> None:
         "fetched_at": "datetime64[us, UTC]",
         "last_ok_at": "datetime64[us, UTC]",
         "age": "timedelta64[us]",
+        "tenant_key": "str",
     }
     assert str(churn["day"].dtype) == "datetime64[us]" and str(churn["added"].dtype) == "int64"
     assert str(distribution["max_followers"].dtype) == "Int64"

@@ -31,16 +31,17 @@ def seed_a_big_tenant(path: str) -> None:
     with duckdb.connect(path) as con:
         con.execute(
             f"""insert into {followers}
-                    (task_id, follower_id, user_id_type, _dlt_id, _tombstone, _dlt_load_id)
-                select 'seed-' || md5((i // {FOLLOWERS_EACH})::varchar), 'ou_' || md5(i::varchar), 'open_id',
-                       md5(i::varchar)[:14], false, 'seed' from range({OTHER_TASKS * FOLLOWERS_EACH}) r(i)"""
+                    (tenant_key, task_id, follower_id, user_id_type, _dlt_id, _tombstone, _dlt_load_id)
+                select '', 'seed-' || md5((i // {FOLLOWERS_EACH})::varchar), 'ou_' || md5(i::varchar),
+                       'open_id', md5(i::varchar)[:14], false, 'seed'
+                from range({OTHER_TASKS * FOLLOWERS_EACH}) r(i)"""
         )
         con.execute(
-            f"""insert into {history} (task_id, follower_id, user_id_type, valid_from, valid_to)
-                select task_id, follower_id, user_id_type, now() - interval 2 day, null
+            f"""insert into {history} (tenant_key, task_id, follower_id, user_id_type, valid_from, valid_to)
+                select tenant_key, task_id, follower_id, user_id_type, now() - interval 2 day, null
                 from {followers} where _dlt_load_id = 'seed'
                 union all
-                select task_id, 'ou_gone_' || follower_id, user_id_type, now() - interval 9 day,
+                select tenant_key, task_id, 'ou_gone_' || follower_id, user_id_type, now() - interval 9 day,
                        now() - interval 8 day
                 from {followers} where _dlt_load_id = 'seed'"""
         )
@@ -109,7 +110,7 @@ def test_a_history_made_with_its_primary_key_is_rebuilt_without_it(loader: Loade
         "select column_name from information_schema.columns where table_name = 'task_follower_history' "
         f"and table_schema = '{DATASET}' and is_nullable = 'NO' order by column_name"
     )
-    assert not_null == [("follower_id",), ("task_id",), ("user_id_type",), ("valid_from",)]
+    assert not_null == [("follower_id",), ("task_id",), ("tenant_key",), ("user_id_type",), ("valid_from",)]
     assert_open_intervals_match_current(loader)
 
 

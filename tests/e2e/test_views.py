@@ -49,7 +49,7 @@ def test_views_match_truth_and_follow_changes_between_runs(loader: Loader, world
     assert {row[0] for row in view(loader, "tasks_without_followers")} == {
         t for t, f in first.items() if not f
     }
-    pairs = {(a, b): n for a, b, _, n in view(loader, "co_following_pairs")}
+    pairs = {(a, b): n for a, b, _, n, _ in view(loader, "co_following_pairs")}
     assert pairs == expected_pairs(first)  # keys are sorted pairs: (a, b) with a < b, never (b, a)
     last_fetched = dict(
         loader.query(f"select status, max(fetched_at) from {DATASET}.task_fetch_status group by 1")
@@ -78,7 +78,7 @@ def test_views_match_truth_and_follow_changes_between_runs(loader: Loader, world
     assert all(per_task[t][3] == world.task(t)["summary"] for t in second)  # `tasks` joined now
     without = {row[0] for row in view(loader, "tasks_without_followers")}
     assert without == {t for t, f in second.items() if not f} and empty in without
-    assert {(a, b): n for a, b, _, n in view(loader, "co_following_pairs")} == expected_pairs(current)
+    assert {(a, b): n for a, b, _, n, _ in view(loader, "co_following_pairs")} == expected_pairs(current)
 
     ever: Counter = Counter()
     for t in ids:

@@ -35,16 +35,25 @@ def test_the_source_has_one_resource_per_registry_table_and_lists_them_all() -> 
 
 
 def test_a_common_column_reaches_every_table_key_hint_schema_and_ddl(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Adding a column to every table is one change: ``COMMON_COLUMNS``."""
-    tenant = Column("tenant_key", "text", "the tenant", nullable=False)
+    """Adding a column to every data table is one change: ``COMMON_COLUMNS``."""
+    tenant = Column("tenant_2", "text", "the tenant", nullable=False)
     monkeypatch.setattr(tables, "COMMON_COLUMNS", (tenant,))
-    for table in ALL_TABLES:
+    for table in (*tables.SOURCE_TABLES, *tables.DERIVED_TABLES):
         assert table.columns[0] == tenant
-        assert table.dlt_columns()["tenant_key"] == {"data_type": "text", "nullable": False}
-        assert "tenant_key varchar not null" in table.create_sql("t")
+        assert table.dlt_columns()["tenant_2"] == {"data_type": "text", "nullable": False}
+        assert "tenant_2 varchar not null" in table.create_sql("t")
+        for key in (table.merge_keys, table.primary_keys, table.row_keys):
+            assert not key or key[0] == "tenant_2"
+    for table in tables.BOOKKEEPING_TABLES:  # about the dataset, not a tenant's rows
+        assert "tenant_2" not in table.column_names
+    assert "tenant_2" not in arrow_schema(tables.TASK_FOLLOWERS).names  # the resources add its value
+
+
+def test_every_data_table_carries_tenant_key_first_in_every_key() -> None:
+    for table in (*tables.SOURCE_TABLES, *tables.DERIVED_TABLES):
+        assert table.column_names[0] == "tenant_key"
         for key in (table.merge_keys, table.primary_keys, table.row_keys):
             assert not key or key[0] == "tenant_key"
-    assert "tenant_key" not in arrow_schema(tables.TASK_FOLLOWERS).names  # the resources add its value
 
 
 @pytest.mark.parametrize("table", ALL_TABLES, ids=lambda table: table.name)

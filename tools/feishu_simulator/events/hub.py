@@ -53,6 +53,7 @@ class EventHub:
         self.webhook = Webhook()
         self.long_connections = LongConnections()
         self.ticket: str | None = None  # the newest app_ticket pushed (an app token endpoint checks it)
+        self.tickets: set[str] = set()  # every app_ticket pushed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,6 +111,7 @@ class EventHub:
         """An ``app_ticket`` event (schema 1.0, as Feishu sends it); returns the ticket."""
         ticket = "ticket-" + secrets.token_hex(12)
         self.ticket = ticket
+        self.tickets.add(ticket)
         now_ms = int(time.time() * 1000)
         origin = envelopes.Origin(self.app_id, "", self.settings.verification_token)
         payload = envelopes.v1_envelope(origin, new_event_id(), "app_ticket", now_ms, {"app_ticket": ticket})

@@ -1,0 +1,96 @@
+"""A dataset loaded before ``tenant_key`` existed keeps loading after the upgrade (DuckDB and Postgres).
+
+The dataset of the version before is made from a real load by taking the column away again: the
+views first (they read it), then the column from every data table, and on Postgres the derived
+tables' primary keys are declared as that version declared them. The next run must give every
+old row the custom app's tenant (``''``), re-declare the keys, and merge into the old rows: no
+follow twice, the history continued, not restarted.
+"""
+
+from __future__ import annotations
+
+from feishu_simulator import World
+from feishu_tasks.tables import DERIVED_TABLES, SOURCE_TABLES
+
+from .conftest import DATASET, Loader, on_every_destination, truth
+
+OLD_PRIMARY_KEYS = {
+    "task_follower_history": "task_id, follower_id, user_id_type, valid_from",
+    "task_first_seen": "task_id",
+}
+
+
+def relations(loader: Loader, kind: str) -> set[str]:
+    rows = loader.query(
+        "select table_name from information_schema.tables where table_schema = %s and table_type = %s",
+        DATASET,
+        kind,
+    )
+    return {str(row[0]) for row in rows}
+
+
+def make_it_as_before(loader: Loader) -> None:
+    """The dataset as the version without ``tenant_key`` left it."""
+    cascade = " cascade" if loader.destination == "postgres" else ""
+    for view in relations(loader, "VIEW"):
+        loader.execute(f"drop view if exists {DATASET}.{view}{cascade}")
+    tables = relations(loader, "BASE TABLE")
+    for table in (*SOURCE_TABLES, *DERIVED_TABLES):
+        if table.name in tables:
+            loader.execute(f"alter table {DATASET}.{table.name} drop column tenant_key")
+    if loader.destination == "postgres":
+        for table, key in OLD_PRIMARY_KEYS.items():
+            loader.execute(f"alter table {DATASET}.{table} add primary key ({key})")
+    assert not loader.query(
+        "select table_name from information_schema.columns "
+        "where table_schema = %s and column_name = 'tenant_key'",
+        DATASET,
+    )
+
+
+def primary_key_columns(loader: Loader, table: str) -> list[str]:
+    rows = loader.query(
+        """select k.column_name from information_schema.table_constraints c
+           join information_schema.key_column_usage k
+             on k.constraint_name = c.constraint_name and k.table_schema = c.table_schema
+           where c.table_schema = %s and c.table_name = %s and c.constraint_type = 'PRIMARY KEY'
+           order by k.ordinal_position""",
+        DATASET,
+        table,
+    )
+    return [str(row[0]) for row in rows]
+
+
+@on_every_destination
+def test_a_dataset_from_before_tenant_key_keeps_loading(loader: Loader, world: World) -> None:
+    ids = world.task_ids()[:20]
+    changed = next(t for t in ids if 2 <= len(world.followers(t)) <= 20)
+    loader.run(ids)
+    make_it_as_before(loader)
+    before = loader.query(f"select count(*) from {DATASET}.task_follower_history")[0][0]
+
+    gone = world.followers(changed)[0]
+    world.remove_follower(changed, gone)
+    world.add_follower(changed)
+    loader.run(ids)
+
+    assert loader.followers() == truth(world, ids)  # each follow once: the old rows were merged into
+    for table in (*SOURCE_TABLES, *DERIVED_TABLES):
+        if table.name in relations(loader, "BASE TABLE"):
+            keys = loader.query(f"select distinct tenant_key from {DATASET}.{table.name}")
+            assert keys in ([], [("",)]), (table.name, keys)
+    closed = loader.query(
+        f"select valid_to from {DATASET}.task_follower_history where task_id = %s and follower_id = %s",
+        changed,
+        gone,
+    )
+    assert len(closed) == 1 and closed[0][0] is not None  # the old interval, continued and closed
+    after = loader.query(f"select count(*) from {DATASET}.task_follower_history")[0][0]
+    assert after == before + 1  # only the new follow opened an interval
+    per_task = loader.query(
+        f"select tenant_key, followers from {DATASET}.followers_per_task where task_id = %s", changed
+    )
+    assert per_task == [("", len(world.followers(changed)))]
+    if loader.destination == "postgres":
+        for table in OLD_PRIMARY_KEYS:
+            assert primary_key_columns(loader, table)[0] == "tenant_key", table
