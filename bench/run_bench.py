@@ -101,7 +101,7 @@ def sim_get(base_url: str, path: str, method: str = "GET") -> Any:
 
 
 def task_ids_file(
-    workdir: Path, tasks: int, followers_per_task: int | None = None, users: int = 500
+    workdir: Path, tasks: int, followers_per_task: int | None = None, users: int | None = None
 ) -> tuple[Path, int]:
     """The simulated tenant's task ids (the world is deterministic) and its follower total.
 
@@ -109,6 +109,7 @@ def task_ids_file(
     small. Python starts our runs with vfork, and a child's ``ru_maxrss`` counts the parent's
     pages until it execs: a big parent would be reported as the child's peak.
     """
+    users = users or 500  # the simulator's default user count
     path = workdir / f"ids-{tasks}-{followers_per_task}-{users}.txt"
     script = (
         "import sys; from feishu_simulator import World; "

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import dlt
+import duckdb
+from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.extract import DltSource
 
@@ -37,7 +39,6 @@ from .destination import (
     query_task_ids,
     skipped_steps_note,
 )
-from .dry_run import dry_run_destination, pending_note
 from .errors import fatal_errors_as_one_line
 from .history import apply_history
 from .lock import run_lock
@@ -317,3 +318,27 @@ def run(
         result = the_run.execute()
     result.elapsed_seconds = time.monotonic() - started
     return result
+
+
+# --------------------------------------------------------------------------------------- a dry run
+# What a dry run may touch: it reads the destination, and writes nothing there.
+#
+# A dry run lists the tasks a run would fetch and what that costs, from the destination's status
+# table. It neither completes a load an earlier run left pending (the next real run does, first)
+# nor probes the destination with a table, nor creates a DuckDB file that is not there: against a
+# file that does not exist yet, it reads an empty in-memory database instead (dlt takes a DuckDB
+# connection as credentials).
+def dry_run_destination(options: RunOptions) -> Destination[Any, Any] | None:
+    """An empty in-memory DuckDB for a dry run whose DuckDB file does not exist; else None (the real one)."""
+    if not options.dry_run or options.destination != DEFAULT_DESTINATION:
+        return None
+    if Path(options.duckdb_path).exists():
+        return None
+    return dlt.destinations.duckdb(duckdb.connect(":memory:"))
+
+
+def pending_note(pipeline: dlt.Pipeline) -> str | None:
+    """What a dry run says about a load an earlier run left pending (it does not complete it)."""
+    if not pipeline.has_pending_data:
+        return None
+    return "a load of an earlier run is pending: the next run (not a dry run) loads it first"

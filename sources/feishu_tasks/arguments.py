@@ -67,11 +67,11 @@ def check_arguments(**arguments: Any) -> None:
             raise ConfigError(f"{name} ({env}): cannot use {value!r}; expected {RULES[name]}")
 
 
-def check_journal(journal: str | None) -> None:
+def check_journal(journal: str | None, name: str = "journal") -> None:
     """The change journal is a file (created when missing): a folder would fail at the first read, as
-    if the destination had."""
+    if the destination had. ``name``: the parameter that gave it (``journal``, ``ticket_journal``)."""
     if journal is not None and Path(journal).is_dir():
         raise ConfigError(
-            f"journal (SOURCES__FEISHU_TASKS__JOURNAL): cannot use {journal!r}; it is a folder, "
+            f"{name} (SOURCES__FEISHU_TASKS__{name.upper()}): cannot use {journal!r}; it is a folder, "
             "expected the change journal's file"
         )

@@ -186,6 +186,7 @@ def feishu_tasks(
         max_rate_limited_seconds=max_rate_limited_seconds,
     )
     check_journal(journal)
+    check_journal(ticket_journal, "ticket_journal")
     app_type = check_app_type(getattr(credentials, "app_type", None), tenant_key)
     control = current_run_control()
     settings = ClientSettings(

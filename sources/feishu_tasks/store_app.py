@@ -103,7 +103,7 @@ def check_tenant_key(key: str) -> str:
     ):
         shown = key if len(key) <= 40 and key.isprintable() else f"{key[:40]!r}…"
         raise ConfigError(
-            f"tenant key {shown!r} is not one: a tenant key is letters, digits, '_', '-' and '.' "
+            f"tenant_key (--tenant): {shown!r} is not a tenant key: one is letters, digits, '_', '-' and '.' "
             f"(at most {MAX_TENANT_KEY_CHARS} characters), as Feishu's app_open event gives it"
         )
     return key

@@ -50,6 +50,8 @@ REFUSED: dict[str, tuple[str, str, list[str] | None]] = {
     "backoff_base_seconds": ("-1", "-1", None),
     "journal": (".", '"."', ["--changed", "--journal", "."]),  # a folder, not the journal's file
     "max_rate_limited_seconds": ("0", "0", ["--max-rate-limited", "0"]),
+    "tenant_key": ("a b", '"a b"', ["--tenant", "a b"]),
+    "ticket_journal": (".", '"."', None),  # a folder, not the journal's file
 }
 PARAMETERS = [name for name in inspect.signature(feishu_tasks).parameters if name != "credentials"]
 
@@ -125,7 +127,7 @@ def test_a_refused_value_from_a_flag_is_a_usage_error_naming_it(
             code, expected = int(exc.code or 0), 2
     flag = next(arg for arg in reversed(REFUSED[name][2] or []) if arg.startswith("--"))
     assert_refused(code, capsys.readouterr().err, expected, flag if expected == 2 else name)
-    if name not in ("base_url", "journal"):  # checked by the source, as from config (exit 1)
+    if name not in ("base_url", "journal", "tenant_key"):  # checked by the source, as from config (exit 1)
         assert expected == 2
     assert not list(tmp_path.iterdir()), "a refused run created something"
 

@@ -29,8 +29,8 @@ def test_accepted(app_type: str | None, tenant_key: str | None, kind: str) -> No
     [
         ("isv", None, "app_type must be 'custom' or 'store'"),
         ("store", None, "a store app reads one tenant per load"),
-        ("store", "a'b", "is not one"),
-        ("custom", "x y", "is not one"),
+        ("store", "a'b", "is not a tenant key"),
+        ("custom", "x y", "is not a tenant key"),
     ],
 )
 def test_refused_in_one_line(app_type: str, tenant_key: str | None, says: str) -> None:
