@@ -8,11 +8,12 @@ The simulator runs in this process (its world is changed from here, as Feishu's 
    ``run --changed`` reads them; reported: the simulator's requests by endpoint (follower
    requests against 1.1 x K plus the follower pages of those tasks), the time, and whether
    ``task_followers`` holds the tenant's followers of those tasks.
-2. ``follow`` (``--every 5s``) on the same pipeline while the simulator makes ``--rate`` changes a
-   second (each a new follower of a task not changed before) for ``--seconds``. The latency of
-   each change: from its push (the change) to the end of the load that brought its row
-   (``_dlt_loads.inserted_at`` of the row's ``_dlt_load_id``: the data is queryable from then);
-   p50/p95/max. ``follow``'s RSS is sampled every second from /proc: flat or not.
+2. ``follow`` (its default ``--every``, or the one given) on the same pipeline while the
+   simulator makes ``--rate`` changes a second (each a new follower of a task not changed
+   before) for ``--seconds``. The latency of each change: from its push (the change) to the
+   end of the load that brought its row (``_dlt_loads.inserted_at`` of the row's
+   ``_dlt_load_id``: the data is queryable from then); p50/p95/max. ``follow``'s RSS is
+   sampled every second from /proc: flat or not.
 
     python bench/changes_bench.py                         # 100,000 tasks, 20 changes/s for 180 s
     python bench/changes_bench.py --tasks 10000 --seconds 60  # quicker
@@ -163,9 +164,10 @@ def follow_case(
     flags: list[str],
     rate: float,
     seconds: float,
-    every: str,
+    every: str | None,
 ) -> dict:
-    follow = Process(cli("follow", *flags, "--port", "0", "--every", every), env_for(sim), work)
+    cadence = ["--every", every] if every else []
+    follow = Process(cli("follow", *flags, "--port", "0", *cadence), env_for(sim), work)
     sim.events.set_request_url(follow.url())
     wait(lambda: any("batch (sweep)" in line for line in follow.lines), "the first batch")
     rss: list[tuple[float, float]] = []
@@ -227,7 +229,7 @@ def follow_case(
         "rows_whose_load_id_is_not_in__dlt_loads": unmatched,
         "rate_per_s": rate,
         "seconds": seconds,
-        "every": every,
+        "every": every or "default",
         "latency_p50_s": round(quantiles[49], 2),
         "latency_p95_s": round(quantiles[94], 2),
         "latency_max_s": round(latencies[-1], 2),
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ks", default="100,1000")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=180.0)
-    parser.add_argument("--every", default="5s")
+    parser.add_argument("--every", default=None, help="follow's --every (default: follow's own)")
     args = parser.parse_args(argv)
     ks = [int(k) for k in args.ks.split(",")]
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 from feishu_tasks.errors import ConfigError, FatalError
 from feishu_tasks.settings import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_FOLLOW_EVERY_SECONDS,
+    DEFAULT_FOLLOW_SWEEP_EVERY_SECONDS,
     DEFAULT_MAX_RPM,
     DEFAULT_MAX_RPS,
     DEFAULT_USER_ID_TYPE,
@@ -317,14 +319,15 @@ def _add_follow_arguments(parser: argparse.ArgumentParser) -> None:
     batches.add_argument(
         "--every",
         type=_seconds,
-        default=5.0,
+        default=DEFAULT_FOLLOW_EVERY_SECONDS,
         metavar="DURATION",
-        help="load what the journal marked this often, when anything (default 5s)",
+        help="load what the journal marked this often, when anything "
+        f"(default {DEFAULT_FOLLOW_EVERY_SECONDS:g}s)",
     )
     batches.add_argument(
         "--sweep-every",
         type=_seconds,
-        default=3600.0,
+        default=DEFAULT_FOLLOW_SWEEP_EVERY_SECONDS,
         metavar="DURATION",
         help="load the given task ids, lists, discovery and --stale-after tasks this often (default 1h; "
         "also at start)",

@@ -21,6 +21,7 @@ import duckdb
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from feishu_simulator import Simulator
+from feishu_tasks.settings import DEFAULT_FOLLOW_EVERY_SECONDS
 
 from .destination import checked_duckdb_file
 from .events import EventKeys
@@ -128,5 +129,6 @@ class ChangeDriver:
         return (
             f"Follow (feishu-followers follow): the simulator pushed {len(self.changed)} follower changes "
             f"as Feishu's task events; received, recorded in the change journal and loaded within "
-            f"{self.seconds:.1f} s (batches every {EVERY_SECONDS:g} s here, 5 s by default)."
+            f"{self.seconds:.1f} s (batches every {EVERY_SECONDS:g} s here, "
+            f"{DEFAULT_FOLLOW_EVERY_SECONDS:g} s by default)."
         )

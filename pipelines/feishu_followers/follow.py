@@ -32,8 +32,9 @@ from dlt.common.pipeline import get_dlt_pipelines_dir
 from feishu_tasks.control import RunControl
 from feishu_tasks.errors import ConfigError, FatalError
 from feishu_tasks.journal import Journal, JournalError
+from feishu_tasks.settings import DEFAULT_FOLLOW_EVERY_SECONDS, DEFAULT_FOLLOW_SWEEP_EVERY_SECONDS
 
-from .destination import DEFAULT_DESTINATION, checked_duckdb_file
+from .destination import DEFAULT_DESTINATION, checked_duckdb_file, duckdb_file_held
 from .errors import fatal_errors_as_one_line
 from .lock import run_lock
 from .migration import former_names
@@ -44,8 +45,6 @@ from .signals import Aborted, signal_name
 from .stderr import say as _stderr_say
 from .waiting import DestinationBusy
 
-DEFAULT_EVERY_SECONDS = 5.0
-DEFAULT_SWEEP_EVERY_SECONDS = 3600.0
 POLL_SECONDS = 0.2  # how often an idle follower looks at the journal
 SHUTDOWN_SECONDS = 30.0  # the receiver's requests in flight are recorded and answered within this
 
@@ -58,8 +57,8 @@ def _say(line: str) -> None:
 class Schedule:
     """When batches run: changes every ``every`` seconds, the sweep every ``sweep_every``."""
 
-    every: float = DEFAULT_EVERY_SECONDS
-    sweep_every: float = DEFAULT_SWEEP_EVERY_SECONDS
+    every: float = DEFAULT_FOLLOW_EVERY_SECONDS
+    sweep_every: float = DEFAULT_FOLLOW_SWEEP_EVERY_SECONDS
 
 
 def changes_only(options: RunOptions) -> RunOptions:
@@ -239,7 +238,8 @@ class Follower:
             control.inputs.stop.set()
         timer = StepTimer()
         try:
-            result = run(options, control, notify=self.say, on_step=timer.on_step, lock_held=True)
+            with duckdb_file_held(options):
+                result = run(options, control, notify=self.say, on_step=timer.on_step, lock_held=True)
         except DestinationBusy as exc:  # an analyst held the file for the whole --lock-timeout
             if not self.stopping.event.is_set():
                 self.batches.again(why)
@@ -278,6 +278,8 @@ def batch_line(why: str, result: RunResult, steps: dict[str, float]) -> str:
     """``batch (changes): 12 task(s) loaded, 30 followers, in 1.4 s (load 0.5 s, …)``."""
     stats = result.stats
     tasks = sum(stats.tasks_by_status.values())
+    fetch = result.step_seconds.get("extract")  # dlt's extract step: the requests and their rows
+    steps = ({"fetch": fetch} if fetch is not None else {}) | steps
     parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items())
     seconds = result.elapsed_seconds
     line = f"batch ({why}): {tasks} task(s) loaded, {stats.followers} followers, in {seconds:.1f} s"

@@ -10,7 +10,7 @@ the ``FetchItem``s of ``items``. It is not selected, so it loads nothing itself;
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeAlias, TypeVar
@@ -35,7 +35,7 @@ from .items import (
     TasklistsListed,
 )
 from .journal import Journal, TaskChange, latest_per_task
-from .known_tasks import previous_last_ok, read_known_tasks
+from .known_tasks import ONLY_AT_MOST, previous_last_ok, read_known_tasks
 from .listings import KnownTasklists
 from .rows import (
     followers_table,
@@ -96,9 +96,16 @@ class FollowerFetch:
         tenant = self.settings.tenant_key
         if not dry_run or tenant is not None:  # a dataset from before tenant_key: the column first
             _add_tenant_key(pipeline)
+        if self.journal is not None:
+            plan.changed = self.journal.start(pipeline.pipeline_name, dry_run=self.control.inputs.dry_run)
         with_lists = plan.all_tasklists and not dry_run
         known = read_known_tasks(
-            pipeline, self.stale_after, with_last_ok=not dry_run, with_lists=with_lists, tenant_key=tenant
+            pipeline,
+            self.stale_after,
+            with_last_ok=not dry_run,
+            with_lists=with_lists,
+            tenant_key=tenant,
+            only=_only_tasks(plan),
         )
         self.previous_ok, plan.expected_pages = known.last_ok, known.pages
         if self.stale_after is not None:
@@ -110,8 +117,6 @@ class FollowerFetch:
         if with_lists:  # the lists read before: one no longer visible is said so, its tasks read again
             plan.known_tasklists = KnownTasklists(list(self.previous_list_ok), known.tasks_of_list)
         self.keeps_tombstones = _destination_merges()
-        if self.journal is not None:
-            plan.changed = self.journal.start(pipeline.pipeline_name, dry_run=self.control.inputs.dry_run)
         cursor = _discover_cursor()
         if plan.discover and not self.full_refresh and cursor.get("max_update_time"):
             plan.discover_since = max(0, int(cursor["max_update_time"]) - self.lookback_seconds)
@@ -159,6 +164,16 @@ class FollowerFetch:
         if table.tombstones and not self.keeps_tombstones:
             rows = [row for row in rows if not row[TOMBSTONE]]
         return [self.common_values | row for row in rows] if self.common_values else rows
+
+
+def _only_tasks(plan: FetchPlan) -> Collection[str] | None:
+    """The tasks a run reads when they are known before it starts (given ids and the journal's
+    marks, nothing listed or discovered): ``follow``'s micro-batch reads what it knows of them only."""
+    if plan.discover or plan.reads_tasklists or not isinstance(plan.task_ids, Collection):
+        return None
+    if len(plan.task_ids) + len(plan.changed) > ONLY_AT_MOST:  # a big list: never copied into a set
+        return None
+    return {*plan.task_ids, *plan.changed}
 
 
 class JournalReading:

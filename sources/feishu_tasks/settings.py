@@ -37,6 +37,12 @@ DEFAULT_DISCOVER_LOOKBACK_SECONDS = 86_400
 # spent by another app of the tenant, a gateway gone wrong): the run stops and leaves the rest for
 # the next. A real quota window is a minute (Feishu's reset is at most 60 s): five of them.
 DEFAULT_MAX_RATE_LIMITED_SECONDS = 300.0
+# ``follow``: a micro-batch of the changes starts at most this often. A batch of N changed tasks
+# takes N / 50 s of the per-second quota's even pacing plus ~1 s of fixed cost, so under a steady
+# stream of changes the wait for the next batch is what a change's latency is mostly made of
+# (BENCHMARKS.md, "Change capture").
+DEFAULT_FOLLOW_EVERY_SECONDS = 2.0
+DEFAULT_FOLLOW_SWEEP_EVERY_SECONDS = 3600.0
 
 # Token lifetime handling: refresh this many seconds before the token expires
 # (the official SDKs use 3 to 10 minutes), but never more than half of a short lifetime.

@@ -146,3 +146,41 @@ def test_a_deletion_the_api_does_not_confirm_is_not_believed(
     changed_run(loader, journal)
     assert loader.statuses()[task] == "ok"
     assert loader.followers().get(task, set()) == set(world.followers(task))
+
+
+@on_every_destination
+def test_a_changed_run_knows_its_marked_tasks_past_success_and_size(
+    loader: Loader, world: World, tmp_path: Path
+) -> None:
+    """A micro-batch reads what the destination knows of the tasks it marks only (known_tasks'
+    ``only``): a marked task that fails keeps its last success, and a request cap admits whole
+    tasks by the pages they took last time, as a full run does."""
+    ids = world.task_ids()
+    big = next(t for t in ids if len(world.followers(t)) > 2 * 50)  # three pages or more
+    failing = next(t for t in ids if t != big and world.followers(t))
+    small = next(t for t in ids if t not in (big, failing) and world.followers(t))
+    loader.run(ids)  # every task known; the marked ones are among many
+    status_sql = f"select status, last_ok_at from {DATASET}.task_fetch_status where task_id = %s"
+    ((_, first_ok),) = loader.query(status_sql, failing)
+    loader.sim.faults.always_fail_tasks = {failing}
+    journal = tmp_path / "journal.sqlite"
+    mark(journal, followers_event(failing, datetime.now(UTC)))
+    changed_run(loader, journal, max_attempts=2)
+    assert loader.query(status_sql, failing) == [("failed", first_ok)]
+    loader.sim.faults.always_fail_tasks = set()
+    world.add_follower(big)
+    world.add_follower(small)
+    mark(
+        journal,
+        followers_event(small, datetime.now(UTC)),
+        followers_event(big, datetime.now(UTC)),
+        prefix="b",
+    )
+    loader.sim.reset_stats()
+    first = changed_run(loader, journal, max_requests=2)  # the big task needs 3 pages or more
+    # The small task (marked first) is admitted; the big one, known to need more than the request
+    # left, waits whole for the next run: one request, not two and a big task cut at the cap.
+    assert first.stats.tasks_done == 1 and follower_requests(loader) == 1
+    changed_run(loader, journal)
+    assert loader.followers() == {**loader.followers(), **truth(world, [big, small, failing])}
+    assert {t: s for t, s in loader.statuses().items() if t in (big, small)} == {big: "ok", small: "ok"}
