@@ -300,11 +300,13 @@ def run(
     ``control`` lets the caller read live counters and stop the run early (see RunControl);
     ``notify`` prints what the run waits for; ``on_step`` hears of the steps after the fetch.
     ``lock_held``: the caller holds ``run_lock`` for the pipeline already (``follow`` holds it for
-    its whole life and runs one load per micro-batch; a second ``flock`` would refuse).
+    its whole life and runs one load per micro-batch; a second ``flock`` would refuse), and made
+    the checks before the start when it took it.
     """
     started = time.monotonic()
-    with fatal_errors_as_one_line():
-        check_before_start(options)
+    if not lock_held:  # a holder of the lock checked before it took it (``follow``, once at its start)
+        with fatal_errors_as_one_line():
+            check_before_start(options)
     pipelines_dir = options.pipelines_dir or get_dlt_pipelines_dir()
     the_run = Run(options, control or RunControl(), notify, on_step)
     duckdb_file = checked_duckdb_file(options) if options.destination == DEFAULT_DESTINATION else None

@@ -42,11 +42,9 @@ def add_tenant_key(client: SqlClientBase[Any]) -> list[str]:
         *args,
     )
     present = {str(row[0]) for row in rows or ()}
-    lacking = [
-        table
-        for table in (*SOURCE_TABLES, *DERIVED_TABLES)
-        if table.name in present and TENANT_KEY.name not in _columns(client, table.name)
-    ]
+    having = _tables_with_tenant_key(client)  # one query: this runs before every load
+    tables = (*SOURCE_TABLES, *DERIVED_TABLES)
+    lacking = [table for table in tables if table.name in present and table.name not in having]
     if not lacking:
         return []
     with client.begin_transaction():
@@ -73,10 +71,12 @@ def _add_to(client: SqlClientBase[Any], table: Table) -> None:
         client.execute_sql(f"alter table {name} add primary key ({keys})")
 
 
-def _columns(client: SqlClientBase[Any], table: str) -> set[str]:
+def _tables_with_tenant_key(client: SqlClientBase[Any]) -> set[str]:
     where, args = _in_dataset(client)
     rows = client.execute_sql(
-        f"select column_name from information_schema.columns where {where} and table_name = %s", *args, table
+        f"select table_name from information_schema.columns where {where} and column_name = %s",
+        *args,
+        TENANT_KEY.name,
     )
     return {str(row[0]) for row in rows or ()}
 
