@@ -200,6 +200,20 @@ def test_tenants_with_the_same_task_ids_keep_their_own_rows(
         "select tenant_key, count(*) from feishu_tasks.task_fetch_status group by 1 order by 1"
     )
     assert statuses == [("tenant_alpha", 12), ("tenant_beta", 12)]
+    tables = tables_of_rows(loader)
+    assert {"tasks", "tasks__collaborators", "task_follower_history", "_feishu_history_loads"} <= tables
+    for table in tables:  # dlt's child tables and our bookkeeping too: a warehouse filters each by tenant
+        keys = loader.query(f"select distinct tenant_key from feishu_tasks.{table} order by 1")
+        assert keys == [("tenant_alpha",), ("tenant_beta",)], table
+
+
+def tables_of_rows(loader: Loader) -> set[str]:
+    """Every table of the dataset but dlt's own and ``_feishu_views`` (the views, shared by all)."""
+    rows = loader.query(
+        "select table_name from information_schema.tables where table_schema = 'feishu_tasks' "
+        "and table_type = 'BASE TABLE'"
+    )
+    return {str(r[0]) for r in rows} - {"_dlt_loads", "_dlt_version", "_dlt_pipeline_state", "_feishu_views"}
 
 
 def recorded_tenants(journal: Path) -> dict[str, str]:
