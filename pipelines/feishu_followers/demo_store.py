@@ -73,8 +73,7 @@ def run_store_demo(
             sim.events.set_request_url(receiver.url)  # the console's request URL, verified
             for key in keys:
                 sim.store.set_status(key, "installed")  # app_open, pushed to the receiver
-            sim.push_ticket()
-            wait_recorded(journal, keys)
+            wait_recorded(journal, keys, sim.push_ticket())
             outcomes = run_tenants(options, notify=(lambda line: None) if quiet else _say)
         finally:
             receiver.stop()
@@ -92,14 +91,17 @@ def store_run_options(base_url: str, duckdb_path: str, pipelines_dir: str | None
     )
 
 
-def wait_recorded(journal: str, keys: list[str]) -> None:
-    """Until the journal holds the app's ticket and every tenant's install (bounded)."""
+def wait_recorded(journal: str, keys: list[str], ticket: str) -> None:
+    """Until the journal holds this ``ticket`` (not one a demo before recorded) and every tenant's
+    install (bounded)."""
 
     def recorded() -> bool:
         with Journal(journal) as opened:
             installed = opened.tenants()
-            ticket = opened.latest_ticket(DEMO_STORE_APP_ID)
-        return ticket is not None and all(installed.get(key) == "installed" for key in keys)
+            latest = opened.latest_ticket(DEMO_STORE_APP_ID)
+        return (
+            latest is not None and latest[0] == ticket and all(installed.get(k) == "installed" for k in keys)
+        )
 
     _wait(
         recorded,

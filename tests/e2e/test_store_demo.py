@@ -68,6 +68,10 @@ def test_the_demo_runs_as_a_store_app_and_loads_every_tenant_with_its_key(tmp_pa
     assert sorted(p.name for p in pipelines.iterdir() if p.is_dir()) == [
         f"feishu_followers_demo__{key}" for key in keys
     ]
+    # again, into the same file: a new simulator, a new ticket (not the one the journal kept)
+    again = cli([*args, "--duckdb", str(database), "--pipelines-dir", str(pipelines)], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"{TENANTS} of {TENANTS} tenant(s) loaded" in again.stdout
 
 
 def test_the_simulator_serves_a_store_app_from_its_command_line(tmp_path: Path) -> None:
