@@ -10,6 +10,14 @@ follow twice, the history continued, not restarted.
 
 from __future__ import annotations
 
+import dataclasses
+
+import dlt
+import pytest
+
+import feishu_tasks.source as source_module
+from feishu_followers.options import RunOptions
+from feishu_followers.run import run
 from feishu_simulator import World
 
 from .conftest import DATASET, Loader, on_every_destination, truth
@@ -70,10 +78,14 @@ def primary_key_columns(loader: Loader, table: str) -> list[str]:
 
 
 @on_every_destination
-def test_a_dataset_from_before_tenant_key_keeps_loading(loader: Loader, world: World) -> None:
+def test_a_dataset_from_before_tenant_key_keeps_loading(
+    loader: Loader, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ids = world.task_ids()
     changed = next(t for t in ids if 2 <= len(world.followers(t)) <= 20)
-    loader.run(ids, discover=True)  # the listed tasks too, with their child table tasks__collaborators
+    with monkeypatch.context() as before_it:  # that version's dlt schema did not propagate the column
+        before_it.setattr(source_module, "propagate_common_columns", lambda schema: None)
+        loader.run(ids, discover=True)  # the listed tasks too, with their child table tasks__collaborators
     had_it = make_it_as_before(loader)
     assert {"tasks__collaborators", "_feishu_history_loads", "task_follower_history"} <= had_it
     before = loader.query(f"select count(*) from {DATASET}.task_follower_history")[0][0]
@@ -81,11 +93,14 @@ def test_a_dataset_from_before_tenant_key_keeps_loading(loader: Loader, world: W
     gone = world.followers(changed)[0]
     world.remove_follower(changed, gone)
     world.add_follower(changed)
-    loader.run(ids, discover=True)
+    run(dataclasses.replace(loader.options(ids, discover=True), full_refresh=True))  # every task listed again
 
     assert loader.followers() == truth(world, ids)  # each follow once: the old rows were merged into
     assert with_tenant_key(loader) == had_it  # every table has it again
-    for table in had_it:
+    # and dlt writes it into the child table now (its default would hide that it does not)
+    stored = dlt.attach(RunOptions.pipeline_name, pipelines_dir=str(loader.pipelines_dir)).default_schema
+    assert "tenant_key" in stored.get_table_columns("tasks__collaborators")
+    for table in had_it:  # the old rows given '', the new ones (every task listed again) the run's
         keys = loader.query(f"select distinct tenant_key from {DATASET}.{table}")
         assert keys == [("",)], (table, keys)
     closed = loader.query(
