@@ -404,6 +404,19 @@ def build_parser() -> tuple[OneLineParser, dict[str, OneLineParser]]:
         action="store_false",
         help="skip the last phase (a few changes pushed as events and loaded as `follow` does)",
     )
+    demo.add_argument(
+        "--store-app",
+        action="store_true",
+        help="the demo as a store app: several tenants, their app_ticket and installs received, "
+        "then run --all-tenants into the one file (needs the events extra)",
+    )
+    demo.add_argument(
+        "--tenants",
+        type=int,
+        metavar="N",
+        default=3,
+        help="with --store-app: tenants that install the app (default %(default)s)",
+    )
     demo.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
     subcommands = {
         "run": run,
@@ -482,6 +495,8 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    if args.store_app:
+        return _store_demo(args)
     print(
         run_demo(
             args.duckdb,
@@ -493,6 +508,28 @@ def _demo(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _store_demo(args: argparse.Namespace) -> int:
+    if args.tenants < 1:
+        raise ConfigError(f"demo --tenants: cannot use {args.tenants}; expected at least 1 tenant")
+    try:
+        from .demo_store import run_store_demo
+    except ImportError as exc:  # its receiver decrypts events: cryptography, an extra
+        raise FatalError(
+            f"demo --store-app needs the events extra ({str(exc.name).split('.')[0]} is missing): "
+            "pip install 'feishu-task-followers[events]'"
+        ) from None
+    report, code = run_store_demo(
+        args.duckdb,
+        tenants=args.tenants,
+        tasks=args.tasks,
+        seed=args.seed,
+        pipelines_dir=args.pipelines_dir,
+        quiet=args.quiet,
+    )
+    print(report, flush=True)
+    return code
 
 
 def _listen(args: argparse.Namespace) -> int:

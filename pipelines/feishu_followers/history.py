@@ -99,7 +99,9 @@ _APPLY_LOAD = (
     f"""insert into {{task_first_seen}} (tenant_key, task_id, first_ok_at)
         select k.tenant_key, k.task_id, k.fetched_at from {{_feishu_work_ok}} k
         where not exists (select 1 from {{task_first_seen}} s where {_SAME_TASK.format(a="s", b="k")})""",
-    "insert into {_feishu_history_loads} (load_id, applied_at) values (%s, now())",
+    # the load's tenant: the one of the tasks it fetched (one tenant per dlt pipeline, so per load)
+    """insert into {_feishu_history_loads} (tenant_key, load_id, applied_at)
+        select coalesce(min(tenant_key), ''), %s, now() from {task_fetch_status} where _dlt_load_id = %s""",
     *(f"drop table {{{table}}}" for table in _WORK_TABLES),
 )
 # How an interval found in the work tables is found again in the history: DuckDB's rowid (stable

@@ -19,6 +19,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.destination.exceptions import SqlClientNotAvailable
+from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.sources import DltResource
 
@@ -48,7 +49,7 @@ from .rows import (
 )
 from .scheduler import FetchPlan, FetchScheduler
 from .settings import STATUS_FAILED
-from .tables import SOURCE_TABLES, TOMBSTONE, Table
+from .tables import COMMON_COLUMNS, SOURCE_TABLES, TOMBSTONE, Table
 from .tenant_column import add_tenant_key
 
 CURSOR_KEY = "discover"
@@ -163,7 +164,10 @@ class FollowerFetch:
             return _with_load_id(rows)
         if table.tombstones and not self.keeps_tombstones:
             rows = [row for row in rows if not row[TOMBSTONE]]
-        return [self.common_values | row for row in rows] if self.common_values else rows
+        # first for the column order, last so that a field of the same name in a task object
+        # (the listing's objects are stored as sent) never puts a row in another tenant
+        common = self.common_values
+        return [common | row | common for row in rows] if common else rows
 
 
 def _only_tasks(plan: FetchPlan) -> Collection[str] | None:
@@ -308,6 +312,17 @@ def _table_resource(table: Table, fetch: FollowerFetch, fetch_followers: DltReso
 
     make_rows.__doc__ = table.meaning
     return dlt.transformer(data_from=fetch_followers, **table.dlt_hints())(make_rows)
+
+
+def propagate_common_columns(schema: dlt.Schema) -> None:
+    """dlt's child tables (``tasks__collaborators``, any ``<table>__<list>``) get the common columns.
+
+    dlt links a child row to its parent by ``_dlt_parent_id`` / ``_dlt_root_id``, but a warehouse
+    holding every tenant filters each table by ``tenant_key``. dlt's relational normalizer copies
+    columns of a root row into all its nested rows when its ``propagation`` config names them.
+    """
+    common = {column.name: column.name for column in COMMON_COLUMNS}
+    DataItemNormalizer.update_normalizer_config(schema, {"propagation": {"root": common}})  # type: ignore[typeddict-item]
 
 
 def follower_resources(fetch: FollowerFetch) -> list[DltResource]:

@@ -20,7 +20,7 @@ from .control import current_run_control
 from .credentials import FeishuCredentials
 from .endpoints import parse_endpoint_limits
 from .errors import ConfigError
-from .resources import FollowerFetch, follower_resources
+from .resources import FollowerFetch, follower_resources, propagate_common_columns
 from .retry import RetryPolicy
 from .scheduler import FetchPlan
 from .settings import (
@@ -227,4 +227,5 @@ def feishu_tasks(
         plan, settings, control, discover_lookback_seconds, full_refresh, stale_after, journal
     )
     fetch.common_values = {"tenant_key": tenant_key or ""}
+    propagate_common_columns(dlt.current.source_schema())
     return follower_resources(fetch)

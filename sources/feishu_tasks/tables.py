@@ -11,9 +11,11 @@ Three kinds of table:
 - ``DERIVED_TABLES``: derived after each load from what it changed (``after_load``);
 - ``BOOKKEEPING_TABLES``: what the post-load steps record about themselves.
 
-``COMMON_COLUMNS`` are columns every data table (source and derived) carries, first in each table
-and first in each key: ``tenant_key``, so one dataset holds the rows of a store app's tenants
-side by side. The bookkeeping tables describe the dataset itself and have none.
+``COMMON_COLUMNS`` are columns every table of rows carries (source, derived, and the bookkeeping
+of the loads applied), first in each table and first in each key: ``tenant_key``, so one dataset
+holds the rows of a store app's tenants side by side. dlt's child tables of a source table
+(``tasks__collaborators``) get them from their parent row (``resources.propagate_common_columns``).
+Only ``_feishu_views`` has none: it records the views of the dataset, which every tenant shares.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Table:
     rows of their merge key and are never stored (a task whose followers are all gone).
     ``open``: dlt adds a column for whatever else the items carry (the task objects).
     ``row_key``: what identifies a row where no primary key says it (checked after each load).
+    ``shared``: a row describes the dataset, whichever tenant: no ``COMMON_COLUMNS``.
     """
 
     name: str
@@ -71,12 +74,13 @@ class Table:
     tombstones: bool = False
     open: bool = False
     row_key: tuple[str, ...] = ()
+    shared: bool = False
     extra: tuple[str, ...] = field(default=(), compare=False)  # notes for the reference
 
     @property
     def common_columns(self) -> tuple[Column, ...]:
-        """``COMMON_COLUMNS`` for a table of rows (source, derived); none for the others."""
-        return COMMON_COLUMNS if self.kind in ("source", "derived") else ()
+        """``COMMON_COLUMNS`` for a table of ours that is not ``shared``; none for dlt's own."""
+        return () if self.kind == "dlt" or self.shared else COMMON_COLUMNS
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -361,6 +365,10 @@ HISTORY_LOADS = Table(
         _time("applied_at", "when it was applied", nullable=False),
     ),
     primary_key=("load_id",),
+    extra=(
+        "`tenant_key` is the tenant whose tasks the load fetched (each tenant loads through its own "
+        "dlt pipeline); `''` for a load that fetched no task.",
+    ),
 )
 VIEW_HASHES = Table(
     "_feishu_views",
@@ -371,6 +379,11 @@ VIEW_HASHES = Table(
         _text("sql_sha256", "SHA-256 of its SQL", nullable=False),
     ),
     primary_key=("view_name",),
+    shared=True,
+    extra=(
+        "No `tenant_key`: the views are the dataset's, shared by every tenant (each view that lists "
+        "tasks or followers has a `tenant_key` column).",
+    ),
 )
 
 # dlt's own record of loads: the columns the post-load steps read (dlt creates and owns it).
@@ -413,6 +426,11 @@ def _reference_lines() -> Iterator[str]:
     yield "do not edit. Every table also has dlt's `_dlt_load_id` (the load that wrote the row); the"
     yield "tables are in the dataset (default `feishu_tasks`), with dlt's own `_dlt_loads`,"
     yield "`_dlt_version` and `_dlt_pipeline_state`."
+    yield ""
+    yield "Every table but `_feishu_views` starts with `tenant_key`, first in every key: a store app's"
+    yield "tenants share the dataset. dlt's child tables of a listed object (`tasks__collaborators`, any"
+    yield "`<table>__<list>`) carry it too, copied from their parent row (dlt's normalizer propagation):"
+    yield "`_dlt_parent_id` links a child row to its parent, and `tenant_key` filters it by tenant."
     titles = {
         "source": "Loaded by the source (one dlt resource each)",
         "derived": "Derived after each load (`after_load`)",

@@ -1,6 +1,7 @@
 """The ``tenant_key`` column in a dataset loaded before it existed: added once, before anything reads it.
 
-Every data table carries ``tenant_key`` first in each key (``tables.COMMON_COLUMNS``). dlt would
+Every table of rows carries ``tenant_key`` first in each key (``tables.COMMON_COLUMNS``), and so do
+dlt's child tables of the source's tables (``tasks__collaborators``). dlt would
 add the new column to an existing table itself, but as ``NOT NULL`` without a value (which fails
 on a table with rows) or, were it nullable, leaving the old rows with a null key that no later
 merge replaces: every re-fetched task would keep its old rows beside the new. So before the
@@ -18,7 +19,7 @@ from typing import Any
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 from dlt.destinations.sql_client import SqlClientBase
 
-from .tables import DERIVED_TABLES, SOURCE_TABLES, TENANT_KEY, Table
+from .tables import ALL_TABLES, SOURCE_TABLES, TABLES, TENANT_KEY, Table
 
 log = logging.getLogger("feishu_tasks")
 
@@ -35,34 +36,42 @@ def tenant_condition(tenant_key: str | None, alias: str = "") -> str:
 
 
 def add_tenant_key(client: SqlClientBase[Any]) -> list[str]:
-    """Give ``tenant_key`` to every registry table of the dataset that lacks it; the tables changed."""
+    """Give ``tenant_key`` to every table of the dataset that should have it and lacks it: the
+    registry's tables of rows and dlt's child tables of the source's (``tasks__collaborators``, which
+    get it from their parent row from now on). Returns the tables changed."""
     where, args = _in_dataset(client)
     rows = client.execute_sql(
         f"select table_name from information_schema.tables where {where} and table_type = 'BASE TABLE'",
         *args,
     )
     present = {str(row[0]) for row in rows or ()}
+    registry = {table.name: table for table in ALL_TABLES if table.common_columns}
+    children = {name for name in present if name not in TABLES and _child_of_source_table(name)}
     having = _tables_with_tenant_key(client)  # one query: this runs before every load
-    tables = (*SOURCE_TABLES, *DERIVED_TABLES)
-    lacking = [table for table in tables if table.name in present and table.name not in having]
+    lacking = sorted(name for name in present - having if name in registry or name in children)
     if not lacking:
         return []
     with client.begin_transaction():
-        for table in lacking:
-            _add_to(client, table)
-    names = [table.name for table in lacking]
-    log.warning("added tenant_key ('%s') to the rows of %s", LEGACY_TENANT, ", ".join(names))
-    return names
+        for name in lacking:
+            _add_to(client, name, registry.get(name))
+    log.warning("added tenant_key ('%s') to the rows of %s", LEGACY_TENANT, ", ".join(lacking))
+    return lacking
 
 
-def _add_to(client: SqlClientBase[Any], table: Table) -> None:
-    name = client.make_qualified_table_name(table.name)
+def _child_of_source_table(name: str) -> bool:
+    """A dlt child table of a source table: ``<table>__<list>`` (and deeper)."""
+    return any(name.startswith(f"{table.name}__") for table in SOURCE_TABLES)
+
+
+def _add_to(client: SqlClientBase[Any], table_name: str, table: Table | None) -> None:
+    """The column, with the old rows' tenant; on Postgres the registry's keys declared with it."""
+    name = client.make_qualified_table_name(table_name)
     column = client.escape_column_name(TENANT_KEY.name)
     client.execute_sql(
         f"alter table {name} add column {column} {TENANT_KEY.sql_type} default '{LEGACY_TENANT}'"
     )
-    if isinstance(client, DuckDbSqlClient):
-        return  # DuckDB: the post-load steps declare no keys (see feishu_followers.relations)
+    if table is None or isinstance(client, DuckDbSqlClient):
+        return  # a dlt child table (dlt declares it nullable); DuckDB: no keys (feishu_followers.relations)
     client.execute_sql(f"alter table {name} alter column {column} set not null")
     constraint = _primary_key_constraint(client, table.name)
     if constraint is not None:

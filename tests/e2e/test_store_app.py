@@ -18,7 +18,7 @@ from feishu_simulator import Simulator, World
 from feishu_simulator.store import StoreSimulator
 from feishu_tasks.journal import Journal
 
-from .conftest import Loader, cli, sim_env, truth
+from .conftest import Loader, cli, on_every_destination, sim_env, truth
 from .listen_harness import ENCRYPT_KEY, VERIFICATION_TOKEN, Listener, listen_env, wait_for
 
 APP_ID, APP_SECRET = "cli_store_app", "store-secret-77a1c9"
@@ -47,6 +47,12 @@ def listener(store: StoreSimulator, tmp_path: Path) -> Iterator[Listener]:
     process.stop()
 
 
+@pytest.fixture
+def pg_url(destination: str, request: pytest.FixtureRequest) -> str:
+    """This test's own database on the session's Postgres server; ``''`` on DuckDB."""
+    return str(request.getfixturevalue("postgres_url")) if destination == "postgres" else ""
+
+
 def store_env(sim: StoreSimulator) -> dict[str, str]:
     return {
         "SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID": APP_ID,
@@ -57,12 +63,15 @@ def store_env(sim: StoreSimulator) -> dict[str, str]:
     }
 
 
-def run_store(sim: StoreSimulator, tmp_path: Path, listener: Listener, *args: str) -> tuple[int, str, str]:
-    loader = Loader(sim, tmp_path)
+def run_store(
+    sim: StoreSimulator, tmp_path: Path, listener: Listener, *args: str, loader: Loader | None = None
+) -> tuple[int, str, str]:
+    """``run`` with the store app's credentials, into ``loader``'s destination (default DuckDB)."""
+    loader = loader or Loader(sim, tmp_path)
     done = cli(
         ["run", *args, "--journal", str(listener.journal), "--json", *loader.cli_args()],
         tmp_path,
-        store_env(sim),
+        store_env(sim) | loader.cli_env(),
     )
     return done.returncode, done.stdout, done.stderr
 
@@ -160,7 +169,10 @@ def followers_of(loader: Loader, tenant: str) -> dict[str, set[str]]:
     return current
 
 
-def test_tenants_with_the_same_task_ids_keep_their_own_rows(tmp_path: Path) -> None:
+@on_every_destination
+def test_tenants_with_the_same_task_ids_keep_their_own_rows(
+    destination: str, pg_url: str, tmp_path: Path
+) -> None:
     """Two tenants whose worlds hold the same task ids: each tenant's rows are its own, also after a
     change in one of them (the merge replaces a task's followers within its tenant only)."""
     worlds = {key: World.generate(tasks=12, seed=77) for key in TENANTS}
@@ -169,18 +181,18 @@ def test_tenants_with_the_same_task_ids_keep_their_own_rows(tmp_path: Path) -> N
     sim = StoreSimulator(worlds, app_id=APP_ID, app_secret=APP_SECRET)
     sim.events.settings.update({"verification_token": VERIFICATION_TOKEN, "encrypt_key": ENCRYPT_KEY})
     process = Listener(tmp_path / "journal.sqlite", tmp_path, listen_env())
+    loader = Loader(sim, tmp_path, destination, pg_url)
     with sim:
         sim.events.set_request_url(process.ready())
         tenants = ("--tenant", "tenant_alpha", "--tenant", "tenant_beta", "--discover")
-        code, out, err = run_store(sim, tmp_path, process, *tenants)
+        code, out, err = run_store(sim, tmp_path, process, *tenants, loader=loader)
         assert code == 0, err
         beta.remove_follower(changed, beta.followers(changed)[0])
         code, out, err = run_store(
-            sim, tmp_path, process, "--tenant", "tenant_beta", "--discover", "--full-refresh"
+            sim, tmp_path, process, "--tenant", "tenant_beta", "--discover", "--full-refresh", loader=loader
         )
         assert code == 0, err
     process.stop()
-    loader = Loader(sim, tmp_path)
     for key, world in worlds.items():
         assert followers_of(loader, key) == truth(world, world.task_ids()), key
     assert followers_of(loader, "tenant_alpha")[changed] != followers_of(loader, "tenant_beta")[changed]
@@ -188,6 +200,20 @@ def test_tenants_with_the_same_task_ids_keep_their_own_rows(tmp_path: Path) -> N
         "select tenant_key, count(*) from feishu_tasks.task_fetch_status group by 1 order by 1"
     )
     assert statuses == [("tenant_alpha", 12), ("tenant_beta", 12)]
+    tables = tables_of_rows(loader)
+    assert {"tasks", "tasks__collaborators", "task_follower_history", "_feishu_history_loads"} <= tables
+    for table in tables:  # dlt's child tables and our bookkeeping too: a warehouse filters each by tenant
+        keys = loader.query(f"select distinct tenant_key from feishu_tasks.{table} order by 1")
+        assert keys == [("tenant_alpha",), ("tenant_beta",)], table
+
+
+def tables_of_rows(loader: Loader) -> set[str]:
+    """Every table of the dataset but dlt's own and ``_feishu_views`` (the views, shared by all)."""
+    rows = loader.query(
+        "select table_name from information_schema.tables where table_schema = 'feishu_tasks' "
+        "and table_type = 'BASE TABLE'"
+    )
+    return {str(r[0]) for r in rows} - {"_dlt_loads", "_dlt_version", "_dlt_pipeline_state", "_feishu_views"}
 
 
 def recorded_tenants(journal: Path) -> dict[str, str]:
@@ -195,12 +221,16 @@ def recorded_tenants(journal: Path) -> dict[str, str]:
         return dict(opened.tenants())
 
 
-def test_all_tenants_loads_every_installed_active_tenant_side_by_side(tmp_path: Path) -> None:
+@on_every_destination
+def test_all_tenants_loads_every_installed_active_tenant_side_by_side(
+    destination: str, pg_url: str, tmp_path: Path
+) -> None:
     keys = ("tenant_alpha", "tenant_beta", "tenant_gamma")
     worlds = {key: World.generate(tasks=10, seed=50 + i) for i, key in enumerate(keys)}
     sim = StoreSimulator(worlds, app_id=APP_ID, app_secret=APP_SECRET)
     sim.events.settings.update({"verification_token": VERIFICATION_TOKEN, "encrypt_key": ENCRYPT_KEY})
     process = Listener(tmp_path / "journal.sqlite", tmp_path, listen_env())
+    loader = Loader(sim, tmp_path, destination, pg_url)
     with sim:
         sim.events.set_request_url(process.ready())
         for key in keys:  # each installs the app; then gamma stops it
@@ -210,8 +240,8 @@ def test_all_tenants_loads_every_installed_active_tenant_side_by_side(tmp_path: 
             lambda: recorded_tenants(process.journal).get("tenant_gamma") == "stopped",
             "the installs recorded",
         )
-        code, out, err = run_store(sim, tmp_path, process, "--all-tenants", "--discover")
-        named = run_store(sim, tmp_path, process, "--tenant", "tenant_gamma", "--discover")
+        code, out, err = run_store(sim, tmp_path, process, "--all-tenants", "--discover", loader=loader)
+        named = run_store(sim, tmp_path, process, "--tenant", "tenant_gamma", "--discover", loader=loader)
     process.stop()
     assert named[0] == 1
     gamma = json.loads(named[1])["tenants"]["tenant_gamma"]
@@ -224,20 +254,25 @@ def test_all_tenants_loads_every_installed_active_tenant_side_by_side(tmp_path: 
         assert summary["tenants"][key]["rate_limited"] == 0
         assert summary["tenants"][key]["app_status"] == "installed"
     assert business_requests(sim, "tenant_gamma") == 0
-    loader = Loader(sim, tmp_path)
     for key in ("tenant_alpha", "tenant_beta"):
         assert followers_of(loader, key) == truth(worlds[key], worlds[key].task_ids())
     for key in ("tenant_alpha", "tenant_beta"):  # each tenant its own pipeline: its own working folder
         assert (tmp_path / "pipelines" / f"feishu_followers__{key}").is_dir()
 
 
+@on_every_destination
 def test_a_tenant_that_uninstalls_mid_run_keeps_its_rows_and_the_others_finish(
-    store: StoreSimulator, worlds: dict[str, World], listener: Listener, tmp_path: Path
+    store: StoreSimulator,
+    worlds: dict[str, World],
+    listener: Listener,
+    tmp_path: Path,
+    destination: str,
+    pg_url: str,
 ) -> None:
+    loader = Loader(store, tmp_path, destination, pg_url)
     both = ("--tenant", "tenant_alpha", "--tenant", "tenant_beta", "--discover")
-    code, out, err = run_store(store, tmp_path, listener, *both)
+    code, out, err = run_store(store, tmp_path, listener, *both, loader=loader)
     assert code == 0, err
-    loader = Loader(store, tmp_path)
     kept = followers_of(loader, "tenant_beta")
     assert kept
     store.tenant("tenant_beta").faults.latency_ms = 100  # beta's run is still going when it uninstalls
@@ -249,7 +284,7 @@ def test_a_tenant_that_uninstalls_mid_run_keeps_its_rows_and_the_others_finish(
     with subprocess.Popen(
         command,
         cwd=tmp_path,
-        env=env | store_env(store),
+        env=env | store_env(store) | loader.cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,22 +1,31 @@
 """A dataset loaded before ``tenant_key`` existed keeps loading after the upgrade (DuckDB and Postgres).
 
 The dataset of the version before is made from a real load by taking the column away again: the
-views first (they read it), then the column from every data table, and on Postgres the derived
-tables' primary keys are declared as that version declared them. The next run must give every
+views first (they read it), then the column from every table that has it (dlt's child tables such
+as ``tasks__collaborators`` too), and on Postgres the keys of the tables the post-load steps make
+are declared as that version declared them. The next run must give every
 old row the custom app's tenant (``''``), re-declare the keys, and merge into the old rows: no
 follow twice, the history continued, not restarted.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+import dlt
+import pytest
+
+import feishu_tasks.source as source_module
+from feishu_followers.options import RunOptions
+from feishu_followers.run import run
 from feishu_simulator import World
-from feishu_tasks.tables import DERIVED_TABLES, SOURCE_TABLES
 
 from .conftest import DATASET, Loader, on_every_destination, truth
 
 OLD_PRIMARY_KEYS = {
     "task_follower_history": "task_id, follower_id, user_id_type, valid_from",
     "task_first_seen": "task_id",
+    "_feishu_history_loads": "load_id",
 }
 
 
@@ -29,23 +38,30 @@ def relations(loader: Loader, kind: str) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-def make_it_as_before(loader: Loader) -> None:
-    """The dataset as the version without ``tenant_key`` left it."""
+def with_tenant_key(loader: Loader) -> set[str]:
+    """The tables of the dataset that have the column."""
+    rows = loader.query(
+        "select c.table_name from information_schema.columns c join information_schema.tables t "
+        "on t.table_schema = c.table_schema and t.table_name = c.table_name "
+        "where c.table_schema = %s and c.column_name = 'tenant_key' and t.table_type = 'BASE TABLE'",
+        DATASET,
+    )
+    return {str(row[0]) for row in rows}
+
+
+def make_it_as_before(loader: Loader) -> set[str]:
+    """The dataset as the version without ``tenant_key`` left it; the tables that had the column."""
     cascade = " cascade" if loader.destination == "postgres" else ""
     for view in relations(loader, "VIEW"):
         loader.execute(f"drop view if exists {DATASET}.{view}{cascade}")
-    tables = relations(loader, "BASE TABLE")
-    for table in (*SOURCE_TABLES, *DERIVED_TABLES):
-        if table.name in tables:
-            loader.execute(f"alter table {DATASET}.{table.name} drop column tenant_key")
+    tables = with_tenant_key(loader)
+    for table in tables:
+        loader.execute(f"alter table {DATASET}.{table} drop column tenant_key")
     if loader.destination == "postgres":
         for table, key in OLD_PRIMARY_KEYS.items():
             loader.execute(f"alter table {DATASET}.{table} add primary key ({key})")
-    assert not loader.query(
-        "select table_name from information_schema.columns "
-        "where table_schema = %s and column_name = 'tenant_key'",
-        DATASET,
-    )
+    assert not with_tenant_key(loader)
+    return tables
 
 
 def primary_key_columns(loader: Loader, table: str) -> list[str]:
@@ -62,23 +78,31 @@ def primary_key_columns(loader: Loader, table: str) -> list[str]:
 
 
 @on_every_destination
-def test_a_dataset_from_before_tenant_key_keeps_loading(loader: Loader, world: World) -> None:
-    ids = world.task_ids()[:20]
+def test_a_dataset_from_before_tenant_key_keeps_loading(
+    loader: Loader, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = world.task_ids()
     changed = next(t for t in ids if 2 <= len(world.followers(t)) <= 20)
-    loader.run(ids)
-    make_it_as_before(loader)
+    with monkeypatch.context() as before_it:  # that version's dlt schema did not propagate the column
+        before_it.setattr(source_module, "propagate_common_columns", lambda schema: None)
+        loader.run(ids, discover=True)  # the listed tasks too, with their child table tasks__collaborators
+    had_it = make_it_as_before(loader)
+    assert {"tasks__collaborators", "_feishu_history_loads", "task_follower_history"} <= had_it
     before = loader.query(f"select count(*) from {DATASET}.task_follower_history")[0][0]
 
     gone = world.followers(changed)[0]
     world.remove_follower(changed, gone)
     world.add_follower(changed)
-    loader.run(ids)
+    run(dataclasses.replace(loader.options(ids, discover=True), full_refresh=True))  # every task listed again
 
     assert loader.followers() == truth(world, ids)  # each follow once: the old rows were merged into
-    for table in (*SOURCE_TABLES, *DERIVED_TABLES):
-        if table.name in relations(loader, "BASE TABLE"):
-            keys = loader.query(f"select distinct tenant_key from {DATASET}.{table.name}")
-            assert keys in ([], [("",)]), (table.name, keys)
+    assert with_tenant_key(loader) == had_it  # every table has it again
+    # and dlt writes it into the child table now (its default would hide that it does not)
+    stored = dlt.attach(RunOptions.pipeline_name, pipelines_dir=str(loader.pipelines_dir)).default_schema
+    assert "tenant_key" in stored.get_table_columns("tasks__collaborators")
+    for table in had_it:  # the old rows given '', the new ones (every task listed again) the run's
+        keys = loader.query(f"select distinct tenant_key from {DATASET}.{table}")
+        assert keys == [("",)], (table, keys)
     closed = loader.query(
         f"select valid_to from {DATASET}.task_follower_history where task_id = %s and follower_id = %s",
         changed,

@@ -44,13 +44,13 @@ def test_a_common_column_reaches_every_table_key_hint_schema_and_ddl(monkeypatch
         assert "tenant_2 varchar not null" in table.create_sql("t")
         for key in (table.merge_keys, table.primary_keys, table.row_keys):
             assert not key or key[0] == "tenant_2"
-    for table in tables.BOOKKEEPING_TABLES:  # about the dataset, not a tenant's rows
-        assert "tenant_2" not in table.column_names
+    assert tables.HISTORY_LOADS.primary_keys == ("tenant_2", "load_id")  # a load is its tenant's
+    assert "tenant_2" not in tables.VIEW_HASHES.column_names  # the views: the dataset's, every tenant's
     assert "tenant_2" not in arrow_schema(tables.TASK_FOLLOWERS).names  # the resources add its value
 
 
-def test_every_data_table_carries_tenant_key_first_in_every_key() -> None:
-    for table in (*tables.SOURCE_TABLES, *tables.DERIVED_TABLES):
+def test_every_table_of_rows_carries_tenant_key_first_in_every_key() -> None:
+    for table in (*tables.SOURCE_TABLES, *tables.DERIVED_TABLES, tables.HISTORY_LOADS):
         assert table.column_names[0] == "tenant_key"
         for key in (table.merge_keys, table.primary_keys, table.row_keys):
             assert not key or key[0] == "tenant_key"
@@ -61,3 +61,14 @@ def test_every_key_names_declared_columns(table: tables.Table) -> None:
     declared = set(table.column_names)
     assert set(table.merge_keys) | set(table.primary_keys) | set(table.row_keys) <= declared
     assert all(column.meaning for column in table.columns)
+
+
+def test_dlt_child_tables_get_tenant_key_from_their_parent_row() -> None:
+    """``tasks__collaborators`` (any child table dlt makes of a listed object): dlt's normalizer
+    copies the root row's ``tenant_key`` into every nested row (e2e: test_store_app,
+    test_tenant_migration)."""
+    from dlt.common.normalizers.json.relational import DataItemNormalizer
+
+    source = feishu_tasks(credentials=FeishuUserCredentials(user_access_token="u-names-only"))
+    config = DataItemNormalizer.get_normalizer_config(source.schema)
+    assert config["propagation"]["root"] == {"tenant_key": "tenant_key"}

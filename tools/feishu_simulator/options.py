@@ -8,7 +8,7 @@ import argparse
 from .faults import Faults
 from .quota import DOCUMENTED_LIMITS
 from .server import serve_forever
-from .world import APP_FOLLOWER_SHARE
+from .world import APP_FOLLOWER_SHARE, World
 
 
 def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,23 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     world.add_argument("--app-id", default="cli_demo", help="the fake app's id (default cli_demo)")
     world.add_argument(
         "--app-secret", default="demo-secret", help="the fake app's secret (default demo-secret)"
+    )
+    store = parser.add_argument_group("store app (one app, many tenants)")
+    store.add_argument(
+        "--store-tenants",
+        type=int,
+        metavar="N",
+        default=0,
+        help="serve a store app installed by N tenants (tenant_1 … tenant_N), each its own world "
+        "(seed, seed+1, …), quota and faults; their app_open events and an app_ticket are pushed once a "
+        "request URL is registered (default 0: a custom app's one tenant)",
+    )
+    store.add_argument(
+        "--app-ticket-every",
+        type=float,
+        metavar="SECONDS",
+        default=3600.0,
+        help="store app: push an app_ticket this often (Feishu: about hourly; also on resend)",
     )
     faults = parser.add_argument_group("faults")
     faults.add_argument("--latency-ms", type=float, default=0.0, help="added to every business request")
@@ -74,8 +91,20 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
 
 
 def serve_from_args(args: argparse.Namespace) -> None:
-    """Serve the tenant the parsed options describe until Ctrl-C."""
+    """Serve the tenant (or, with ``--store-tenants``, the store app's tenants) the options describe."""
+    if args.store_tenants < 0:
+        raise SystemExit(f"--store-tenants: cannot use {args.store_tenants}; expected 0 or more tenants")
     faults = faults_from_args(args)
+    if args.store_tenants:
+        from .store import serve_store_forever
+
+        worlds = {
+            f"tenant_{n}": world_from_args(args, args.seed + n - 1) for n in range(1, args.store_tenants + 1)
+        }
+        serve_store_forever(
+            worlds, faults, args.app_id, args.app_secret, args.host, args.port, args.app_ticket_every
+        )
+        return
     serve_forever(
         args.tasks,
         args.seed,
@@ -84,6 +113,21 @@ def serve_from_args(args: argparse.Namespace) -> None:
         args.app_id,
         args.app_secret,
         host=args.host,
+        users=args.users,
+        forbidden=args.forbidden,
+        invalid=args.invalid,
+        followers_per_task=args.followers_per_task,
+        tasklists=args.tasklists,
+        v2_only=args.v2_only_share,
+        app_followers=args.app_follower_share,
+    )
+
+
+def world_from_args(args: argparse.Namespace, seed: int) -> World:
+    """The world the options describe, from ``seed``."""
+    return World.generate(
+        tasks=args.tasks,
+        seed=seed,
         users=args.users,
         forbidden=args.forbidden,
         invalid=args.invalid,

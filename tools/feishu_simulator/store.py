@@ -21,6 +21,7 @@ stats). A token no tenant issued goes to the first tenant's gateway, which refus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -212,6 +213,51 @@ class StoreSimulator(Simulator):
     def push_ticket(self) -> str:
         """Push an ``app_ticket`` to the app's request URL now; returns it."""
         return str(self.events.run(_call(self.events.push_app_ticket)))
+
+
+def serve_store_forever(
+    worlds: Mapping[str, World],
+    faults: Faults,
+    app_id: str,
+    app_secret: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ticket_every_seconds: float = 3600.0,
+) -> None:
+    """Serve a store app of these tenants until Ctrl-C (``python -m feishu_simulator --store-tenants N``).
+
+    Each tenant installs the app at once (``app_open``) and an ``app_ticket`` is pushed: both wait in
+    the outbox until a request URL is registered, then reach it, as Feishu's do.
+    """
+    sim = StoreSimulator(worlds, app_id=app_id, app_secret=app_secret, host=host, port=port)
+    sim.events.settings.update({"app_ticket_interval_seconds": ticket_every_seconds})
+    for number, key in enumerate(worlds):  # each tenant its own faults (and their own random draws)
+        sim.tenant(key).faults = dataclasses.replace(faults, seed=faults.seed + number)
+    with sim:
+        for key in worlds:
+            sim.store.set_status(key, "installed")
+        sim.push_ticket()
+        # A simulator's own fake credentials and token: printing them is the point.
+        print(f"Feishu simulator (store app, {len(worlds)} tenants) listening on {sim.base_url}", flush=True)
+        print(f"  app_id={app_id} app_secret={app_secret} app_type=store", flush=True)
+        print(f"  tenants: {', '.join(worlds)}", flush=True)
+        print(f"  verification_token={sim.events.settings.verification_token} (no encrypt key)", flush=True)
+        print(
+            '  the app\'s request URL: POST /_sim/events/request_url {"url": "http://…/feishu/events"}; '
+            f"then app_open for each tenant and an app_ticket (again every {ticket_every_seconds:g} s)",
+            flush=True,
+        )
+        print(
+            "  a tenant stops, starts or uninstalls: POST /_sim/store/tenant "
+            '{"tenant_key": …, "status": "stopped"|"active"|"uninstalled"}; GET /_sim/store/stats',
+            flush=True,
+        )
+        print("Press Ctrl-C to stop.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
 
 
 async def _call(function: Callable[[], Any]) -> Any:
