@@ -93,7 +93,7 @@ def resources(batches: Iterator[list[TaskOutcome]]) -> list[Any]:
 
     def table(hints: dict[str, Any], make: Any) -> Any:
         def rows(batch: list[TaskOutcome]) -> Iterator[pa.Table]:
-            yield _with_load_id(make(batch))
+            yield _with_load_id(with_tenant_key(make(batch)))
 
         return dlt.transformer(data_from=generated, **hints)(rows)
 
@@ -103,6 +103,12 @@ def resources(batches: Iterator[list[TaskOutcome]]) -> list[Any]:
         table(TASK_FOLLOWERS_ID_LIST.dlt_hints(), id_list_table),
         table(TASK_FETCH_STATUS.dlt_hints(), lambda batch: status_table(batch, "open_id", {})),
     ]
+
+
+def with_tenant_key(rows: pa.Table) -> pa.Table:
+    """The registry's common column, first, as the source adds it (a custom app's tenant: '')."""
+    column = pa.array([""] * rows.num_rows, pa.string())
+    return rows.add_column(0, pa.field("tenant_key", pa.string(), nullable=False), column)
 
 
 SQL_KINDS = (  # what dlt's load and our post-load steps spend their time on, by statement
@@ -156,7 +162,7 @@ def load_all(pipeline: dlt.Pipeline, sampler: Sampler, args: argparse.Namespace)
 def plain_insert(db: Path, settings: dict[str, Any]) -> float:
     """``create table as`` from an Arrow table of the same follower rows: the floor to compare with."""
     tables = [
-        followers_table(batch, "open_id").drop_columns(["_tombstone"])
+        with_tenant_key(followers_table(batch, "open_id").drop_columns(["_tombstone"]))
         for batch in outcomes(ARGS.tasks, ARGS.followers, ARGS.seed)
     ]
     arrow_rows = pa.concat_tables(tables)
