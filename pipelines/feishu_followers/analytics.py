@@ -24,12 +24,14 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.sql_client import SqlClientBase
 
 from feishu_tasks.settings import STATUSES
+from feishu_tasks.store_app import check_tenant_key
+from feishu_tasks.tenant_column import LEGACY_TENANT
 
 from .destination import destination_kind
 from .options import PIPELINE_NAME, parse_duration
 from .relations import VIEW, dataset_relations, rolled_back
 from .stderr import say
-from .views import STALE_AFTER
+from .views import STALE_AFTER, tenant_view_sql
 from .waiting import wait_while_busy
 
 # How long a query waits for a DuckDB file that a load holds (DuckDB: one writer, or readers):
@@ -156,26 +158,33 @@ class FollowerAnalytics:
         """
 
         def fetch(client: SqlClientBase[Any]) -> pd.DataFrame:
-            sql = query.replace("{ds}", client.fully_qualified_dataset_name())
-            with client.execute_query(sql, *params) as cursor:
-                columns = [column[0] for column in cursor.description or ()]
-                return to_frame(columns, cursor.fetchall() if columns else [])
+            return _frame(client, query.replace("{ds}", client.fully_qualified_dataset_name()), params)
 
         return self._run(fetch)
 
     def for_tenant(self, tenant_key: str) -> FollowerAnalytics:
-        """The same dataset, its task and follower answers kept to one tenant of a store app.
-
-        The counts over the whole dataset (distribution, churn, health) stay across tenants.
-        """
+        """The same dataset, every answer kept to one tenant of a store app: the task and follower
+        views filtered on ``tenant_key``, the counts (distribution, churn, health) made from the
+        tenant's rows alone by the views' own SQL (``views.tenant_view_sql``)."""
+        if tenant_key != LEGACY_TENANT:  # a custom app's rows, loaded without a tenant key, have ''
+            check_tenant_key(tenant_key)
         return FollowerAnalytics(self._sql_client, self.lock_timeout, tenant_key)
 
     def _view(
         self, view: str, order_by: str, where: str = "1 = 1", params: Sequence[Any] = ()
     ) -> pd.DataFrame:
-        if self.tenant_key is not None and view in TENANT_VIEWS:
+        if self.tenant_key is None:
+            return self.sql(f"select * from {{ds}}.{view} where {where} order by {order_by}", params)
+        if view in TENANT_VIEWS:
             where, params = f"({where}) and tenant_key = %s", [*params, self.tenant_key]
-        return self.sql(f"select * from {{ds}}.{view} where {where} order by {order_by}", params)
+            return self.sql(f"select * from {{ds}}.{view} where {where} order by {order_by}", params)
+        tenant_key = self.tenant_key
+
+        def fetch(client: SqlClientBase[Any]) -> pd.DataFrame:
+            sql = tenant_view_sql(client, tenant_key)[view]
+            return _frame(client, f"select * from ({sql}) v where {where} order by {order_by}", params)
+
+        return self._run(fetch)
 
     # ---------------------------------------------------------------- followers and tasks
     def followers_per_task(self) -> pd.DataFrame:
@@ -245,10 +254,7 @@ class FollowerAnalytics:
     def load_health(self) -> pd.DataFrame:
         """Tasks per fetch status (all four always listed), with the stale ones (24 h) among them."""
         order = " ".join(f"when %s then {position}" for position, _ in enumerate(STATUSES, 1))
-        return self.sql(
-            f"select * from {{ds}}.load_health order by case status {order} else 99 end, status",
-            list(STATUSES),
-        )
+        return self._view("load_health", f"case status {order} else 99 end, status", params=list(STATUSES))
 
     def last_fetch_per_task(self) -> pd.DataFrame:
         """Each task's latest status, last successful fetch and age, oldest first."""
@@ -299,3 +305,9 @@ def _series(values: list[Any]) -> pd.Series:
     if all(issubclass(kind, (Decimal, float, int)) and not issubclass(kind, bool) for kind in kinds):
         return pd.Series([None if value is None else float(value) for value in values], dtype="float64")
     return pd.Series(values)
+
+
+def _frame(client: SqlClientBase[Any], sql: str, params: Sequence[Any]) -> pd.DataFrame:
+    with client.execute_query(sql, *params) as cursor:
+        columns = [column[0] for column in cursor.description or ()]
+        return to_frame(columns, cursor.fetchall() if columns else [])

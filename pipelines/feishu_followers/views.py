@@ -1,7 +1,8 @@
 """Analyst views in the dataset: the questions people ask first, answered in SQL.
 
 Per tenant and across tenants: every view that lists tasks or followers has ``tenant_key`` as
-its last column (filter on it for one tenant); the churn and health views count every tenant.
+its last column (filter on it for one tenant); the churn and health views count every tenant, and
+``tenant_view_sql`` gives the same views over one tenant's rows (``FollowerAnalytics.for_tenant``).
 
 Refreshed after every load (``run.after_load``). The views are not managed by dlt: dlt neither
 knows nor drops them, and its schema evolution (new columns, new tables) does not touch them;
@@ -19,6 +20,7 @@ take no lock at all and views that users built on ours keep working.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +30,7 @@ from dlt.destinations.sql_client import SqlClientBase
 from feishu_tasks.settings import NEVER_DUE, STATUSES
 from feishu_tasks.tables import (
     DLT_LOADS,
+    HISTORY_LOADS,
     TASK_FETCH_STATUS,
     TASK_FIRST_SEEN,
     TASK_FOLLOWER_HISTORY,
@@ -36,6 +39,7 @@ from feishu_tasks.tables import (
     TASKS,
     VIEW_HASHES,
 )
+from feishu_tasks.tenant_column import tenant_condition
 
 from .relations import (
     BASE_TABLE,
@@ -113,6 +117,44 @@ def refresh_views(client: SqlClientBase[Any]) -> list[str]:
     return list(views)
 
 
+def tenant_view_sql(client: SqlClientBase[Any], tenant_key: str) -> dict[str, str]:
+    """Each view's SQL over one tenant's rows: the same definitions (nothing is created), each table
+    kept to the tenant and each view another one reads replaced by its own SQL for the tenant.
+
+    The counts over a whole dataset (distribution, churn, health) are across tenants in the
+    views; this is what ``FollowerAnalytics.for_tenant`` answers them with. dlt's ``_dlt_loads``
+    has no tenant: its loads are those whose history ``_feishu_history_loads`` keeps for the tenant.
+    """
+    relations = dataset_relations(client)
+    name = client.make_qualified_table_name
+    condition = tenant_condition(tenant_key)  # a checked plain token, never a quote
+    sources = {
+        table.name: f"(select * from {name(table.name)} where {condition})"
+        if relations.get(table.name) == BASE_TABLE
+        else empty_relation(table)
+        for table in _SOURCES
+    }
+    if relations.get(DLT_LOADS.name) == BASE_TABLE and relations.get(HISTORY_LOADS.name) == BASE_TABLE:
+        sources[DLT_LOADS.name] = (
+            f"(select * from {name(DLT_LOADS.name)} where load_id in "
+            f"(select load_id from {name(HISTORY_LOADS.name)} where {condition}))"
+        )
+    elif relations.get(DLT_LOADS.name) == BASE_TABLE:
+        sources[DLT_LOADS.name] = name(DLT_LOADS.name)
+    loaded = {
+        table: table_columns(client, table) if relations.get(table) == BASE_TABLE else set()
+        for table in (TASKS.name, TASKLIST_TASKS.name)
+    }
+    fields = _task_fields(client, loaded[TASKS.name], loaded[TASKLIST_TASKS.name])
+    marked = _view_sql(client, sources, fields, view=lambda view: f"\x00{view}\x00")
+    resolved: dict[str, str] = {}
+    for view, sql in marked.items():  # in creation order: what a view reads is resolved before it
+        for earlier, earlier_sql in resolved.items():
+            sql = sql.replace(f"\x00{earlier}\x00", f"({earlier_sql})")
+        resolved[view] = sql
+    return resolved
+
+
 def _recorded(client: SqlClientBase[Any], relations: dict[str, str]) -> dict[str, str]:
     if relations.get(VIEWS_TABLE) != BASE_TABLE:
         return {}
@@ -150,16 +192,18 @@ def _task_fields(
 
 
 def _view_sql(
-    client: SqlClientBase[Any], src: dict[str, str], task_fields: tuple[str, str]
+    client: SqlClientBase[Any],
+    src: dict[str, str],
+    task_fields: tuple[str, str],
+    view: Callable[[str], str] | None = None,
 ) -> dict[str, str]:
-    """Name → SQL of each view, in creation order (later views read earlier ones).
+    """Name → SQL of each view, in creation order (later views read earlier ones, through ``view``:
+    the created view's name by default).
 
-    Every source in a FROM has an alias: it may be a subquery (a table not loaded yet), and
-    Postgres before 16 requires one there.
+    Every source in a FROM has an alias: it may be a subquery (a table not loaded yet, or one
+    tenant's rows), and Postgres before 16 requires one there.
     """
-
-    def view(name: str) -> str:
-        return client.make_qualified_table_name(name)
+    view = view or client.make_qualified_table_name
 
     fields, tasks_join = task_fields
     field_names = ", ".join(field for field, _, _, _ in _TASK_FIELDS)
@@ -227,7 +271,7 @@ def _view_sql(
              and a.follower_id < b.follower_id
             group by a.tenant_key, a.follower_id, b.follower_id, a.user_id_type""",
         "tasks_without_followers": f"""
-            select task_id, status, last_ok_at, {field_names}, tenant_key from {view("followers_per_task")}
+            select task_id, status, last_ok_at, {field_names}, tenant_key from {view("followers_per_task")} f
             where status = 'ok' and followers = 0""",
         # Days (UTC) from the first observation to the latest successful fetch, zeros included.
         # A recursive CTE makes the calendar: generate_series differs between the dialects.
@@ -274,13 +318,13 @@ def _view_sql(
             from {src["task_fetch_status"]} s""",
         # Same rule as ``--stale-after``: invalid ids and deleted tasks are never due again.
         "stale_tasks": f"""
-            select * from {view("task_last_fetch")}
+            select * from {view("task_last_fetch")} f
             where status not in ({never_due}) and age > {stale_after}
             order by age desc, tenant_key, task_id""",
         "load_health": f"""
             with known(status_order, status) as (values {statuses}),
             found as (
-                select status from known union select distinct status from {view("task_last_fetch")})
+                select status from known union select distinct status from {view("task_last_fetch")} t)
             select s.status, count(f.task_id) as tasks,
                    count(f.task_id) filter (where exists (select 1 from {view("stale_tasks")} st
                        where st.tenant_key = f.tenant_key and st.task_id = f.task_id)) as stale_tasks,

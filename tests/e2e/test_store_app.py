@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from feishu_followers.analytics import FollowerAnalytics
 from feishu_simulator import Simulator, World
 from feishu_simulator.store import StoreSimulator
 from feishu_tasks.journal import Journal
@@ -205,6 +206,33 @@ def test_tenants_with_the_same_task_ids_keep_their_own_rows(
     for table in tables:  # dlt's child tables and our bookkeeping too: a warehouse filters each by tenant
         keys = loader.query(f"select distinct tenant_key from feishu_tasks.{table} order by 1")
         assert keys == [("tenant_alpha",), ("tenant_beta",)], table
+    check_analytics_per_tenant(loader, changed)
+
+
+def check_analytics_per_tenant(loader: Loader, changed: str) -> None:
+    """The pandas API answers per tenant (``for_tenant``) and across tenants, the counts included:
+    beta's removed follow is beta's churn alone, each tenant's distribution and health count its
+    own 12 tasks, and each tenant's loads are its own."""
+    everyone = FollowerAnalytics(loader.sql_client)
+    alpha, beta = everyone.for_tenant("tenant_alpha"), everyone.for_tenant("tenant_beta")
+    for one in (alpha, beta):
+        assert set(one.followers_per_task()["tenant_key"]) == {one.tenant_key}
+        assert one.follower_count_distribution()["tasks"].sum() == 12
+        assert one.load_health()["tasks"].sum() == 12
+    assert everyone.follower_count_distribution()["tasks"].sum() == 24
+    assert everyone.load_health()["tasks"].sum() == 24
+    assert beta.churn_daily()["removed"].sum() == 1 and alpha.churn_daily()["removed"].sum() == 0
+    assert everyone.churn_daily()["removed"].sum() == 1
+    loads = {
+        key: set(
+            loader.query("select load_id from feishu_tasks._feishu_history_loads where tenant_key = %s", key)
+        )
+        for key in TENANTS
+    }
+    assert {(row,) for row in alpha.churn_per_load()["load_id"]} == loads["tenant_alpha"]
+    assert {(row,) for row in beta.churn_per_load()["load_id"]} == loads["tenant_beta"]
+    assert beta.churn_per_load()["removed"].sum() == 1
+    assert changed in set(beta.followers_per_task()["task_id"])
 
 
 def tables_of_rows(loader: Loader) -> set[str]:
