@@ -8,7 +8,8 @@ tenant), under one cap on requests in flight (``SharedSlots``); the steps that w
 take turns (dlt's merge shares one staging dataset; dlt's normalize steps do not need to, and
 making them did not lower the peak memory: BENCHMARKS.md), and the history and views are brought
 up to date once, after every tenant's load (they apply every load not applied yet, whichever
-pipeline made it). A tenant's failure (it
+pipeline made it). What waits in memory (fetched rows, dlt's buffers) is each tenant's share of
+one run's (``tenant_memory``), so each further tenant costs little. A tenant's failure (it
 stopped the app, its token was refused, no permission) is that tenant's outcome: the others go
 on, and the exit code says whether any tenant failed.
 """
