@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -92,8 +93,11 @@ def run_case(keys: list[str], tenants: int, tasks: int, folder: Path) -> dict[st
         process = subprocess.Popen(
             command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        sampler = RssSampler(process.pid)
+        sampler.start()
         out, err = process.communicate()
         wall = time.monotonic() - started
+        sampler.join()
         # the child's own peak RSS: wait4 would race communicate(), so read it from the resource
         # usage of waited-for children, the only one being this run (the server is not waited yet)
         import resource
@@ -120,7 +124,56 @@ def run_case(keys: list[str], tenants: int, tasks: int, folder: Path) -> dict[st
             "quota_share": round(per_minute / QUOTA_PER_MINUTE, 3),
             "rate_limited_429": served[key]["rate_limited"],
         }
-    return {"wall_seconds": round(wall, 1), "peak_rss_mb": round(rss_mb), "tenants": per_tenant}
+    return {
+        "wall_seconds": round(wall, 1),
+        "peak_rss_mb": round(rss_mb),
+        "peak_rss_parts_mb": sampler.peaks(),
+        "rss_at_mb": sampler.profile(),
+        "tenants": per_tenant,
+    }
+
+
+class RssSampler(threading.Thread):
+    """The run's ``/proc/<pid>/status`` every 0.2 s: peak RSS in parts (anonymous: the heaps;
+    file: the libraries' pages) and when it peaked, to see where a tenant's memory goes."""
+
+    FIELDS = ("VmRSS", "RssAnon", "RssFile")
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.path = Path(f"/proc/{pid}/status")
+        self.samples: list[tuple[float, dict[str, int]]] = []
+
+    def run(self) -> None:
+        started = time.monotonic()
+        while True:
+            try:
+                text = self.path.read_text()
+            except OSError:
+                return
+            values = {}
+            for line in text.splitlines():
+                name, _, rest = line.partition(":")
+                if name in self.FIELDS:
+                    values[name] = int(rest.split()[0]) // 1024
+            if not values or "zombie" in text.split("State:")[1].splitlines()[0]:
+                return
+            self.samples.append((time.monotonic() - started, values))
+            time.sleep(0.2)
+
+    def peaks(self) -> dict[str, Any]:
+        if not self.samples:
+            return {}
+        peak = {name: max(v.get(name, 0) for _, v in self.samples) for name in self.FIELDS}
+        at = max(self.samples, key=lambda s: s[1].get("VmRSS", 0))[0]
+        return peak | {"peak_at_s": round(at, 1)}
+
+    def profile(self, points: int = 12) -> list[tuple[float, int]]:
+        """VmRSS at a few evenly spread moments of the run."""
+        if not self.samples:
+            return []
+        step = max(1, len(self.samples) // points)
+        return [(round(t, 1), v.get("VmRSS", 0)) for t, v in self.samples[::step]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tenants", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=1000, help="tasks per tenant")
+    parser.add_argument(
+        "--scale",
+        help="memory per tenant instead: run 'all at once' for each of these tenant counts (e.g. 1,5,10,20)",
+    )
     args = parser.parse_args(argv)
     keys = [f"tenant_{i:02d}" for i in range(args.tenants)]
+    if args.scale:
+        return scale(keys, [int(n) for n in args.scale.split(",")], args.tasks)
     with tempfile.TemporaryDirectory() as alone_dir:
         alone = run_case(keys[:1], args.tenants, args.tasks, Path(alone_dir))
     # RUSAGE_CHILDREN is a maximum over every child so far: measure "all" in a fresh interpreter
@@ -153,6 +212,28 @@ def main(argv: list[str] | None = None) -> int:
         together = json.loads(done.stdout)
     report = {"tenants": args.tenants, "tasks_per_tenant": args.tasks, "alone": alone, "all": together}
     print_report(report)
+    return 0
+
+
+def scale(keys: list[str], counts: list[int], tasks: int) -> int:
+    """Peak RSS (and its parts) for 1, 5, … tenants at once: what each further tenant costs."""
+    rows = []
+    for count in counts:
+        with tempfile.TemporaryDirectory() as folder:
+            case = run_case(keys[:count], len(keys), tasks, Path(folder))
+        parts = case["peak_rss_parts_mb"]
+        rows.append({"tenants": count, "wall_seconds": case["wall_seconds"], **parts})
+        print(
+            f"  {count:>3} tenants: wall {case['wall_seconds']} s, peak VmRSS {parts.get('VmRSS')} MB "
+            f"(anon {parts.get('RssAnon')}, file {parts.get('RssFile')}) at {parts.get('peak_at_s')} s; "
+            f"RSS over time {case['rss_at_mb']}",
+            flush=True,
+        )
+    first, last = rows[0], rows[-1]
+    if last["tenants"] > first["tenants"]:
+        per = (last["VmRSS"] - first["VmRSS"]) / (last["tenants"] - first["tenants"])
+        print(f"  each further tenant: {per:.1f} MB")
+    print(json.dumps(rows))
     return 0
 
 

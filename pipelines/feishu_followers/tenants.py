@@ -8,7 +8,8 @@ tenant), under one cap on requests in flight (``SharedSlots``); the steps that w
 take turns (dlt's merge shares one staging dataset; dlt's normalize steps do not need to, and
 making them did not lower the peak memory: BENCHMARKS.md), and the history and views are brought
 up to date once, after every tenant's load (they apply every load not applied yet, whichever
-pipeline made it). A tenant's failure (it
+pipeline made it). What waits in memory (fetched rows, dlt's buffers) is each tenant's share of
+one run's (``tenant_memory``), so each further tenant costs little. A tenant's failure (it
 stopped the app, its token was refused, no permission) is that tenant's outcome: the others go
 on, and the exit code says whether any tenant failed.
 """
@@ -41,6 +42,7 @@ from .post_load import after_load
 from .preflight import check_before_start
 from .run import Run, RunResult, journal_path, make_pipeline
 from .stderr import say
+from .tenant_memory import batch_rows, limit_malloc_arenas, return_freed_memory, shared_writer_buffers
 
 # The statuses a tenant loads in: it installed the app (app_open) and did not stop it since.
 SERVING = ("installed", "active")
@@ -134,13 +136,17 @@ def run_tenants(
     writing = threading.Lock()
     runs = []
     for key in keys:
-        control = RunControl(RunInputs(stop=stop, request_slots=slots))
+        control = RunControl(RunInputs(stop=stop, request_slots=slots, batch_rows=batch_rows(len(keys))))
         the_run = Run(tenant_options(options, key), control, _prefixed(notify, key))
         the_run.destination_lock = writing
         the_run.after_each_load = False  # once for all, below: each costs a turn at the dataset
         runs.append((TenantOutcome(key), the_run))
-    with _locks(options, [the_run.options for _, the_run in runs]), fatal_errors_as_one_line():
+    with ExitStack() as held:
+        held.enter_context(_locks(options, [the_run.options for _, the_run in runs]))
+        held.enter_context(fatal_errors_as_one_line())
+        held.enter_context(shared_writer_buffers(len(runs)))
         _import_before_threads()
+        limit_malloc_arenas()
         _add_tenant_key_once(runs[0][1].options)
         threads = [
             threading.Thread(
@@ -189,6 +195,8 @@ def _load(outcome: TenantOutcome, the_run: Run) -> None:
         outcome.error = (
             f"unexpected {type(exc).__name__}: {text[0] if text else ''} (a bug: please report it)"
         )
+    finally:
+        return_freed_memory()  # this tenant's pipeline and rows are gone: the others may use the pages
 
 
 @contextmanager

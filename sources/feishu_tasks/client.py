@@ -50,7 +50,7 @@ from .settings import (
 from .slots import SharedSlots
 from .stats import FetchStats
 from .store_app import AppToken, JournalTickets, StoreTenantToken
-from .transport import NoAnswer, PlainHttp, PooledHttp, Reply
+from .transport import NoAnswer, PlainHttp, PooledHttp, Reply, shared_tls_context
 from .watches import CredentialsWatch, FirstAnswersWatch, RateLimitWatch
 
 T = TypeVar("T")
@@ -328,7 +328,9 @@ async def open_client(
     deadline = settings.timeout_seconds
     pooled = PooledHttp(settings.base_url, settings.concurrency, deadline)
     try:
-        async with httpx.AsyncClient(base_url=settings.base_url, timeout=deadline) as http:
+        async with httpx.AsyncClient(
+            base_url=settings.base_url, timeout=deadline, verify=shared_tls_context()
+        ) as http:
             tokens = make_token_source(settings, PlainHttp(http, deadline))
             pacing = Pacing(settings.max_rps, settings.max_rpm, settings.endpoint_limits)
             yield FeishuClient(

@@ -37,6 +37,9 @@ class RunInputs:
     stop: threading.Event = field(default_factory=threading.Event)
     # A cap on requests in flight shared with the other tenants loading in this process.
     request_slots: SharedSlots | None = None
+    # Rows per batch handed from the fetch to dlt (None: the fetch's own default). Until a batch is
+    # full its rows wait in memory: a process loading many tenants gives each a smaller share.
+    batch_rows: int | None = None
 
 
 @dataclass

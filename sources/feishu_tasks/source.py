@@ -220,6 +220,8 @@ def feishu_tasks(
         followers_api=followers_api,
         max_requests=max_requests,
     )
+    if control.inputs.batch_rows:
+        plan.batch_rows = max(1, control.inputs.batch_rows)
     if part := control.inputs.rows_per_part:  # a part ends between batches: keep batches smaller
         plan.batch_rows = max(1, min(plan.batch_rows, part))
     stale_after = timedelta(seconds=stale_after_seconds) if stale_after_seconds is not None else None

@@ -1,0 +1,69 @@
+"""What many tenants in one process share of memory, so that each further tenant costs little.
+
+A tenant run alone keeps up to ``SHARED_BATCH_ROWS`` fetched rows in its batch, and dlt buffers
+up to 5,000 rows per table before writing them to its file: with 20 tenants side by side, 20 times
+that waited in memory for the whole fetch (a tenant of 1,000 tasks never filled either, so all its
+rows did). Here the same totals are shared: each tenant batches and buffers its part of them.
+
+Beside that, glibc's allocator gives each new thread its own arena (up to 8 per core), and freed
+memory stays in the arena it came from: 20 tenants' threads each kept their own. ``MALLOC_ARENA_MAX``
+caps them, but only read at start-up; ``mallopt`` does the same from here, before the tenants'
+threads start, and ``malloc_trim`` hands what a finished tenant freed back to the system. Both are
+glibc's: elsewhere (musl, macOS) they are skipped. Measured in BENCHMARKS.md (store app).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+import dlt
+
+SHARED_BATCH_ROWS = 20_000  # the fetch's batch of one run alone (scheduler.FetchPlan.batch_rows)
+MIN_BATCH_ROWS = 500  # below it, a batch costs more in dlt's per-item overhead than it saves
+SHARED_BUFFERED_ROWS = 5_000  # dlt's own buffer per table (data_writer.buffer_max_items)
+MIN_BUFFERED_ROWS = 100
+BUFFER_KEY = "data_writer.buffer_max_items"
+MALLOC_ARENAS = 2  # glibc's M_ARENA_MAX for the process (its default: 8 per core)
+_M_ARENA_MAX = -8  # from glibc's malloc.h
+
+
+def batch_rows(tenants: int) -> int:
+    """Rows per fetch batch for each of ``tenants`` side by side: their sum stays one run's."""
+    return max(MIN_BATCH_ROWS, SHARED_BATCH_ROWS // max(1, tenants))
+
+
+@contextmanager
+def shared_writer_buffers(tenants: int) -> Iterator[None]:
+    """dlt's per-table buffer, shared by ``tenants``, unless the configuration sets its own."""
+    if tenants <= 1 or dlt.config.get(BUFFER_KEY) is not None:
+        yield
+        return
+    with dlt.config.values({BUFFER_KEY: max(MIN_BUFFERED_ROWS, SHARED_BUFFERED_ROWS // tenants)}):
+        yield
+
+
+@cache
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def limit_malloc_arenas() -> None:
+    """Cap glibc's arenas before the tenants' threads start (a no-op off glibc)."""
+    if (libc := _glibc()) is not None:
+        libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
+def return_freed_memory() -> None:
+    """Give the pages a finished tenant freed back to the system (its own heap stays in its arena
+    otherwise). No ``gc.collect()``: a full collection holds the GIL for the other tenants' fetches."""
+    if (libc := _glibc()) is not None:
+        libc.malloc_trim(0)  # ctypes releases the GIL for the call
