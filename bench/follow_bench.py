@@ -16,7 +16,8 @@ then stops ``follow`` with SIGTERM.
 ``follow``'s ``VmRSS`` and ``RssAnon`` are sampled every second (a line a minute shows the trend
 while it runs); reported: after warm-up (the first sample after 5 % of the events), at 10, 50 and
 100 % of the events, the maximum, the number of batches, the answer statuses, exactness and the
-exit code on SIGTERM.
+exit code on SIGTERM. ``kill -USR1`` the script to stop pushing early and finish with the events
+sent so far (the figures then say how many).
 
     python bench/follow_bench.py                                   # 1,000,000 events, 20,000 tasks
     python bench/follow_bench.py --events 20000 --tasks 5000       # a smoke run (~1 minute)
@@ -51,6 +52,7 @@ TOKEN, KEY = "bench-verification-token", "bench-encrypt-key"
 READY = re.compile(r"receiving Feishu events on (http://\S+/feishu/events)")
 DATASET = "feishu_tasks"
 NO_LIMITS = ["--max-rps", "0", "--max-rpm", "0"]
+ENOUGH = threading.Event()  # SIGUSR1: stop pushing, and finish the run with the events sent so far
 MANY_FOLLOWERS = 40  # a task with this many followers loses one instead of gaining one
 
 
@@ -155,6 +157,8 @@ class Pusher:
 
         async def worker(session: aiohttp.ClientSession) -> None:
             for n in counter:
+                if ENOUGH.is_set():
+                    return
                 task_id = self.tasks[n // self.args.in_a_row % len(self.tasks)]
                 if n % self.args.change_every == 0:
                     change(self.world, task_id)
@@ -234,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "--in-a-row", type=int, default=20, help="consecutive events for one task before the next task"
     )
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGUSR1, lambda *_: ENOUGH.set())
     results: dict[str, Any] = {"args": vars(args), "cpus": os.cpu_count(), "loadavg_before": os.getloadavg()}
     print(json.dumps(results), flush=True)
     world = World.generate(tasks=args.tasks, seed=1)
@@ -268,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             asyncio.run(pusher.run())
             pushed_seconds = time.monotonic() - started
-            print(f"{args.events} events answered in {pushed_seconds:.0f} s: {pusher.statuses}", flush=True)
+            print(
+                f"{pusher.answered} events answered in {pushed_seconds:.0f} s: {pusher.statuses}", flush=True
+            )
             truth = world_followers(world, tasks)
             last: list[set[tuple[str, str]] | None] = [None]
 
@@ -292,11 +299,11 @@ def main(argv: list[str] | None = None) -> int:
             if follow.proc.poll() is None:  # the script failed: leave no follow behind
                 follow.proc.kill()
         results.update(
-            events=args.events,
+            events=pusher.answered,
             statuses=pusher.statuses,
             real_changes=pusher.changes,
             push_seconds=round(pushed_seconds, 1),
-            events_per_second=round(args.events / pushed_seconds),
+            events_per_second=round(pusher.answered / pushed_seconds),
             all_loaded_after_seconds=round(loaded_seconds, 1),
             exact=True,  # the wait above returns only once the table equals the simulator's followers
             follower_rows=len(truth),
@@ -304,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             exit_on_sigterm=code,
             last_lines=follow.last_lines[-3:],
             loadavg_after=os.getloadavg(),
-            **summary(samples, args.events),
+            **summary(samples, pusher.answered),
         )
     print(json.dumps(results, indent=1, default=str), flush=True)
     out = REPO / "bench" / "results" / f"follow-{time.strftime('%Y%m%d-%H%M%S')}.json"
