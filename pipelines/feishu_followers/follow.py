@@ -35,7 +35,6 @@ from feishu_tasks.journal import Journal, JournalError
 
 from .destination import DEFAULT_DESTINATION, checked_duckdb_file
 from .errors import fatal_errors_as_one_line
-from .freed_memory import release_freed_memory
 from .lock import run_lock
 from .migration import former_names
 from .options import PIPELINE_NAME, RunOptions
@@ -255,7 +254,6 @@ class Follower:
             return
         finally:
             self.stopping.control = None
-            release_freed_memory()  # the batch's freed memory back to the system: flat for months
         self.loaded += 1
         if not self.options.quiet:
             self.say(batch_line(why, result, timer.seconds))
