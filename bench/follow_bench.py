@@ -238,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         "--in-a-row", type=int, default=20, help="consecutive events for one task before the next task"
     )
     args = parser.parse_args(argv)
+    if args.events < args.tasks * args.in_a_row:  # the check compares every task with what v2 shows
+        parser.error(
+            f"--events must mark every task: at least --tasks x --in-a-row ({args.tasks * args.in_a_row})"
+        )
     signal.signal(signal.SIGUSR1, lambda *_: ENOUGH.set())
     results: dict[str, Any] = {"args": vars(args), "cpus": os.cpu_count(), "loadavg_before": os.getloadavg()}
     print(json.dumps(results), flush=True)
