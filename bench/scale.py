@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,7 @@ import run_bench  # noqa: E402  (the simulator, the tenant's ids, the machine)
 
 REPO = run_bench.REPO
 DATASET = "feishu_tasks"
+PIPELINE_NAME = "feishu_followers"  # feishu_followers.options.PIPELINE_NAME
 
 
 @dataclass
@@ -269,6 +271,7 @@ def case_postgres(tenant: Tenant, workdir: Path, codes: list[Path]) -> dict[str,
                 results[label(code)] = asdict(run)
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the server's data: gigabytes after a big case
     return results
 
 
@@ -297,8 +300,13 @@ def case_recovery(tenant: Tenant, workdir: Path, codes: list[Path]) -> dict[str,
 
 
 def _in_second_load(run_dir: Path) -> bool:
-    """A first load is complete and a second one is being loaded (the pipeline is ``feishu_tasks``)."""
-    load = run_dir / "pipelines" / "feishu_tasks" / "load"
+    """A first load is complete and a second one is being loaded.
+
+    The pipeline's working folder is ``feishu_followers`` (``options.PIPELINE_NAME``; not imported:
+    this process stays small, see ``run_bench.task_ids_file``). It was ``feishu_tasks`` here before,
+    a folder that never exists: the "killed" run was never killed.
+    """
+    load = run_dir / "pipelines" / PIPELINE_NAME / "load"
     loaded, normalized = load / "loaded", load / "normalized"
     return loaded.is_dir() and any(loaded.iterdir()) and normalized.is_dir() and any(normalized.iterdir())
 

@@ -82,7 +82,8 @@ class World:
         )
         with world.lock:
             for index in range(tasks):
-                world._insert(world.tasks.draw_generated_task(index, followers_per_task))
+                world._insert(world.tasks.draw_generated_task(index, followers_per_task), keep_sorted=False)
+            world.tasks.sort_indexes()
             world.tasks.pick_forbidden(forbidden)
             world.tasks.invalid_ids = seeded.invalid_ids(seed, invalid, world.tasks)
             world.tasklists.populate(seeded.tasklist_count(tasklists, tasks))
@@ -90,9 +91,9 @@ class World:
             world.tasks.pick_v2_only(v2_only)
         return world
 
-    def _insert(self, task: TaskRecord) -> None:
+    def _insert(self, task: TaskRecord, keep_sorted: bool = True) -> None:
         """A new task in the v1 store and its v2 attributes (drawn in insert order)."""
-        self.tasks.insert(task)
+        self.tasks.insert(task, keep_sorted)
         self.v2_tasks.register(task)
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
