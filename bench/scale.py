@@ -55,6 +55,7 @@ class Run:
     code: str
     returncode: int
     seconds: float
+    cpu_seconds: float  # user + system, from os.wait4: unlike the wall time, barely moved by the load
     max_rss_mb: float  # ru_maxrss from os.wait4
     peak_rss_mb: float  # VmHWM, sampled: the same peak, as the kernel counts it after exec
     max_anon_mb: float
@@ -120,6 +121,7 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
         str(code),
         os.waitstatus_to_exitcode(status),
         seconds,
+        usage.ru_utime + usage.ru_stime,
         usage.ru_maxrss / 1024,
         float(high_water[0]),
         float(max((anon for _, _, anon in samples), default=0)),

@@ -28,6 +28,7 @@ from feishu_tasks.settings import (
     USER_ID_TYPES,
 )
 
+from .allocators import use_lean_allocators
 from .lock import PipelineBusy
 from .stderr import say
 
@@ -561,6 +562,7 @@ def _abort_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    use_lean_allocators()  # before pyarrow is imported and any thread allocates (allocators.py)
     signal.signal(signal.SIGTERM, _abort_on_sigterm)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["simulate"]:  # the simulator parses its own options (and aiohttp loads only then)

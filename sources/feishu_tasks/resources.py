@@ -23,6 +23,7 @@ from dlt.common.normalizers.json.relational import DataItemNormalizer
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.sources import DltResource
 
+from .arrow_columns import repeated_string
 from .bridge import iterate_in_thread
 from .client import ClientSettings
 from .control import RunControl
@@ -159,7 +160,7 @@ class FollowerFetch:
             if table.tombstones and not self.keeps_tombstones:
                 rows = rows.filter(pc.invert(rows[TOMBSTONE]))
             for position, (name, value) in enumerate(self.common_values.items()):
-                column = pa.array([value] * rows.num_rows, pa.string())
+                column = repeated_string(value, rows.num_rows)  # not pa.array: pandas (arrow_columns)
                 rows = rows.add_column(position, pa.field(name, pa.string(), nullable=False), column)
             return _with_load_id(rows)
         if table.tombstones and not self.keeps_tombstones:
@@ -263,7 +264,7 @@ def _with_load_id(table: pa.Table) -> pa.Table:
         load_id = dlt.current.load_package_state()["load_id"]
     except CurrentLoadPackageStateNotAvailable:  # iterated outside a pipeline
         return table
-    return table.append_column("_dlt_load_id", pa.array([load_id] * table.num_rows, pa.string()))
+    return table.append_column("_dlt_load_id", repeated_string(load_id, table.num_rows))
 
 
 # ---------------------------------------------------------------------------- what each table is made of

@@ -2,7 +2,8 @@
 
 The columns come from the registry (``tables``); the rows built here hold each table's own
 columns, and ``resources`` adds the common ones and dlt's ``_dlt_load_id``. Arrow keeps dlt's
-per-row Python normalizer out of the hot path. The follower tables carry dlt's ``_dlt_id``
+per-row Python normalizer out of the hot path; they are built by ``arrow_columns``, since
+``pa.array`` would import pandas (+37–53 MB) for nothing. The follower tables carry dlt's ``_dlt_id``
 (deterministic, so ``task_followers__id_list`` can link to its parent row) and a ``_tombstone``
 column that dlt's merge uses to remove the rows of a task whose followers are all gone: rows
 flagged true are deleted, never inserted.
@@ -19,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from . import arrow_columns
 from .items import LIST_OK, TasklistOutcome, TaskOutcome
 from .settings import FOLLOWER_SET_KNOWN, STATUS_OK
 from .tables import TASK_FETCH_STATUS, TASK_FOLLOWERS, TASK_FOLLOWERS_ID_LIST, TOMBSTONE, Table
@@ -73,7 +75,7 @@ def followers_table(outcomes: Iterable[TaskOutcome], user_id_type: str) -> pa.Ta
             member_types.append(follower.member_type)
             ids.append(row_id(outcome.task_id, follower.id))
             tombstones.append(False)
-    columns = {
+    columns: dict[str, list[Any]] = {
         "task_id": task_ids,
         "follower_id": follower_ids,
         "user_id_type": [user_id_type] * len(task_ids),
@@ -81,7 +83,7 @@ def followers_table(outcomes: Iterable[TaskOutcome], user_id_type: str) -> pa.Ta
         "_dlt_id": ids,
         TOMBSTONE: tombstones,
     }
-    return pa.table(columns, schema=FOLLOWERS_SCHEMA)
+    return arrow_columns.table(columns, FOLLOWERS_SCHEMA)
 
 
 def id_list_table(outcomes: Iterable[TaskOutcome]) -> pa.Table:
@@ -112,7 +114,7 @@ def id_list_table(outcomes: Iterable[TaskOutcome]) -> pa.Table:
                 listed = True
         if not listed:
             add(outcome.task_id, "", None, -1, True)
-    return pa.table(rows, schema=ID_LIST_SCHEMA)
+    return arrow_columns.table(rows, ID_LIST_SCHEMA)
 
 
 def status_table(
@@ -136,7 +138,7 @@ def status_table(
         }
         for o in outcomes
     ]
-    return pa.Table.from_pylist(rows, schema=STATUS_SCHEMA)
+    return arrow_columns.table_from_rows(rows, STATUS_SCHEMA)
 
 
 def observed_at(outcome: TaskOutcome, previous: datetime | None) -> datetime | None:

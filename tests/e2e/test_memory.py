@@ -7,15 +7,18 @@ far less memory than the tables it holds, so any such step fails here.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import duckdb
 import pytest
 
 from feishu_followers.run import run
-from feishu_simulator import World
+from feishu_simulator import Simulator, World
 from feishu_tasks.errors import FatalError
 from feishu_tasks.tables import TASK_FIRST_SEEN, TASK_FOLLOWER_HISTORY
 
-from .conftest import DATASET, Loader, truth
+from .conftest import DATASET, Loader, cli, sim_env, truth
 from .test_history import assert_open_intervals_match_current
 
 OTHER_TASKS = 30_000  # tasks loaded before, not fetched by the run under test
@@ -130,3 +133,45 @@ def test_a_run_that_runs_out_of_memory_says_what_recovers_it_and_the_next_run_is
     loader.run(ids)
     assert loader.followers() == truth(world, ids)
     assert_open_intervals_match_current(loader)
+
+
+# The CLI's entry point; then, on stdout's last line: Arrow's memory pool and what was imported.
+AFTER_RUN = (
+    "import sys; from feishu_followers.cli import main; code = main(); import pyarrow; "
+    "print(pyarrow.default_memory_pool().backend_name, *sorted({'pandas', 'pyarrow'} & set(sys.modules))); "
+    "sys.exit(code)"
+)
+
+
+def cli_run(loader: Loader, sim: Simulator, ids: list[str], tmp_path: Path, **env: str) -> list[str]:
+    """A plain ``feishu-followers run`` of ``ids`` in its own process; what ``AFTER_RUN`` printed."""
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(ids))
+    args = ["run", "--task-ids-file", str(ids_file), *loader.cli_args()]
+    done = cli(args, tmp_path, sim_env(sim, **env), command=[sys.executable, "-c", AFTER_RUN])
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()[-1].split()
+
+
+def test_a_plain_run_never_imports_pandas(
+    loader: Loader, sim: Simulator, world: World, tmp_path: Path
+) -> None:
+    """pandas costs a run 37–53 MB of RSS and does nothing in it: pyarrow imports it on its first
+    ``pa.array`` of Python values, so the rows are built without (``feishu_tasks.arrow_columns``).
+    A plain CLI run, in its own process, loads the tables through Arrow and ends without pandas."""
+    ids = world.task_ids()
+    pool, *imported = cli_run(loader, sim, ids, tmp_path)
+
+    assert loader.followers() == truth(world, ids)
+    assert imported == ["pyarrow"]  # the rows went through Arrow, without pandas
+    assert pool == "system"  # the CLI's choice (allocators.py), where the user made none
+
+
+def test_the_users_arrow_memory_pool_is_kept(
+    loader: Loader, sim: Simulator, world: World, tmp_path: Path
+) -> None:
+    ids = world.task_ids()[:5]
+    pool, *_ = cli_run(loader, sim, ids, tmp_path, ARROW_DEFAULT_MEMORY_POOL="jemalloc")
+
+    assert pool == "jemalloc"
+    assert loader.followers() == truth(world, ids)
