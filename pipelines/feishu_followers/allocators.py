@@ -33,9 +33,17 @@ def use_lean_allocators() -> dict[str, str]:
     chosen: dict[str, str] = {}
     if ARROW_POOL_VARIABLE not in os.environ:
         os.environ[ARROW_POOL_VARIABLE] = chosen[ARROW_POOL_VARIABLE] = ARROW_POOL
-    if ARENA_VARIABLE not in os.environ and _cap_malloc_arenas(MALLOC_ARENAS):
+    if cap_malloc_arenas():
         chosen[ARENA_VARIABLE] = str(MALLOC_ARENAS)
     return chosen
+
+
+def cap_malloc_arenas() -> bool:
+    """glibc's arenas capped, unless the user set ``MALLOC_ARENA_MAX``; whether it was done here.
+
+    Also for callers of ``run`` that did not start through the CLI (a store app's tenants, whose
+    threads would each take an arena): arenas made after the call keep to it."""
+    return ARENA_VARIABLE not in os.environ and _cap_malloc_arenas(MALLOC_ARENAS)
 
 
 def _cap_malloc_arenas(arenas: int) -> bool:

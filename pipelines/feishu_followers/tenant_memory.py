@@ -7,8 +7,8 @@ rows did). Here the same totals are shared: each tenant batches and buffers its 
 
 Beside that, glibc's allocator gives each new thread its own arena (up to 8 per core), and freed
 memory stays in the arena it came from: 20 tenants' threads each kept their own. ``MALLOC_ARENA_MAX``
-caps them, but only read at start-up; ``mallopt`` does the same from here, before the tenants'
-threads start, and ``malloc_trim`` hands what a finished tenant freed back to the system. Both are
+caps them, but only read at start-up; ``allocators.cap_malloc_arenas`` does the same before the
+tenants' threads start, and ``malloc_trim`` hands what a finished tenant freed back to the system. Both are
 glibc's: elsewhere (musl, macOS) they are skipped. Measured in BENCHMARKS.md (store app).
 """
 
@@ -27,8 +27,6 @@ MIN_BATCH_ROWS = 500  # below it, a batch costs more in dlt's per-item overhead 
 SHARED_BUFFERED_ROWS = 5_000  # dlt's own buffer per table (data_writer.buffer_max_items)
 MIN_BUFFERED_ROWS = 100
 BUFFER_KEY = "data_writer.buffer_max_items"
-MALLOC_ARENAS = 2  # glibc's M_ARENA_MAX for the process (its default: 8 per core)
-_M_ARENA_MAX = -8  # from glibc's malloc.h
 
 
 def batch_rows(tenants: int) -> int:
@@ -54,12 +52,6 @@ def _glibc() -> ctypes.CDLL | None:
         return libc if libc is not None and hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
-
-
-def limit_malloc_arenas() -> None:
-    """Cap glibc's arenas before the tenants' threads start (a no-op off glibc)."""
-    if (libc := _glibc()) is not None:
-        libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
 
 
 def return_freed_memory() -> None:

@@ -34,6 +34,7 @@ from feishu_tasks.slots import SharedSlots
 from feishu_tasks.store_app import check_tenant_key, tenant_pipeline_name
 from feishu_tasks.tenant_column import add_tenant_key
 
+from .allocators import cap_malloc_arenas
 from .destination import DEFAULT_DESTINATION, checked_duckdb_file
 from .errors import fatal_errors_as_one_line
 from .lock import run_lock
@@ -42,7 +43,7 @@ from .post_load import after_load
 from .preflight import check_before_start
 from .run import Run, RunResult, journal_path, make_pipeline
 from .stderr import say
-from .tenant_memory import batch_rows, limit_malloc_arenas, return_freed_memory, shared_writer_buffers
+from .tenant_memory import batch_rows, return_freed_memory, shared_writer_buffers
 
 # The statuses a tenant loads in: it installed the app (app_open) and did not stop it since.
 SERVING = ("installed", "active")
@@ -146,7 +147,7 @@ def run_tenants(
         held.enter_context(fatal_errors_as_one_line())
         held.enter_context(shared_writer_buffers(len(runs)))
         _import_before_threads()
-        limit_malloc_arenas()
+        cap_malloc_arenas()
         _add_tenant_key_once(runs[0][1].options)
         threads = [
             threading.Thread(
