@@ -150,8 +150,9 @@ def per_tenant(duckdb_path: str, dataset: str) -> str:
         f"  {key:<16} {lists:>5} {ok:>8} {not_ok:>6} {follows:>7}  {top.get(key) or ''}"
         for key, lists, ok, not_ok, follows in rows
     ]
+    example = next((key for key, *_ in rows if key), rows[0][0])  # a store tenant, not a custom demo's ''
     lines.append(
-        f'One tenant in Python: FollowerAnalytics.open("{duckdb_path}").for_tenant("{rows[0][0]}"); '
-        f"in SQL: where tenant_key = '{rows[0][0]}'"
+        f'One tenant in Python: FollowerAnalytics.open("{duckdb_path}").for_tenant("{example}"); '
+        f"in SQL: where tenant_key = '{example}'"
     )
     return "\n".join(lines)
