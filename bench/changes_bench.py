@@ -96,12 +96,12 @@ class Process:
         return self.proc.wait(120)
 
 
-def wait(condition: Any, what: str, timeout: float = 600) -> None:
+def wait(condition: Any, what: str, timeout: float = 600, every: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 def settled(sim: Simulator) -> bool:

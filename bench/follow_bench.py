@@ -46,31 +46,24 @@ from feishu_simulator import Faults, Simulator, World
 from feishu_simulator.events import envelopes
 from feishu_simulator.events.sealing import seal
 
-REPO = Path(__file__).resolve().parents[1]
-APP_ID, APP_SECRET = "cli_bench", "bench-secret"
-TOKEN, KEY = "bench-verification-token", "bench-encrypt-key"
-READY = re.compile(r"receiving Feishu events on (http://\S+/feishu/events)")
-DATASET = "feishu_tasks"
-NO_LIMITS = ["--max-rps", "0", "--max-rpm", "0"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The same tenant, app, CLI and environment as the change-capture bench.
+from changes_bench import (  # noqa: E402
+    APP_ID,
+    APP_SECRET,
+    DATASET,
+    KEY,
+    NO_LIMITS,
+    READY,
+    REPO,
+    TOKEN,
+    cli,
+    env_for,
+    wait,
+)
+
 ENOUGH = threading.Event()  # SIGUSR1: stop pushing, and finish the run with the events sent so far
 MANY_FOLLOWERS = 40  # a task with this many followers loses one instead of gaining one
-
-
-def env_for(sim: Simulator) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
-    env.update(
-        RUNTIME__DLTHUB_TELEMETRY="false",
-        SOURCES__FEISHU_TASKS__CREDENTIALS__APP_ID=APP_ID,
-        SOURCES__FEISHU_TASKS__CREDENTIALS__APP_SECRET=APP_SECRET,
-        SOURCES__FEISHU_TASKS__CREDENTIALS__VERIFICATION_TOKEN=TOKEN,
-        SOURCES__FEISHU_TASKS__CREDENTIALS__ENCRYPT_KEY=KEY,
-        SOURCES__FEISHU_TASKS__BASE_URL=sim.base_url,
-    )
-    return env
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "feishu_followers.cli", *args]
 
 
 def status_mb(pid: int) -> dict[str, float]:
@@ -107,14 +100,6 @@ class Follow:
                 self.batches[match.group(1)] = self.batches.get(match.group(1), 0) + 1
             self.last_lines = [*self.last_lines[-9:], line.rstrip("\n")]
         self.ready.set()
-
-
-def wait(condition: Any, what: str, timeout: float, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(every)
 
 
 def table_followers(path: Path) -> set[tuple[str, str]] | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from feishu_tasks.errors import ConfigError, FatalError
+from feishu_tasks.errors import ConfigError, FatalError, events_extra_missing
 from feishu_tasks.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_FOLLOW_EVERY_SECONDS,
@@ -287,9 +287,11 @@ def _add_listen_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
     host = parser.add_mutually_exclusive_group()
-    host.add_argument("--base-url", help="API host (default https://open.feishu.cn)")
+    host.add_argument("--base-url", help=f"API host (default {FEISHU_BASE_URL})")
     host.add_argument("--lark", dest="base_url", action="store_const", const=LARK_BASE_URL, help="use Lark")
-    parser.add_argument("--user-id-type", choices=USER_ID_TYPES, help="id type in the subscription (open_id)")
+    parser.add_argument(
+        "--user-id-type", choices=USER_ID_TYPES, help=f"id type in the subscription ({DEFAULT_USER_ID_TYPE})"
+    )
     parser.add_argument("--verbose", action="store_true", help="for a bug, show the traceback")
 
 
@@ -330,8 +332,8 @@ def _add_follow_arguments(parser: argparse.ArgumentParser) -> None:
         type=_seconds,
         default=DEFAULT_FOLLOW_SWEEP_EVERY_SECONDS,
         metavar="DURATION",
-        help="load the given task ids, lists, discovery and --stale-after tasks this often (default 1h; "
-        "also at start)",
+        help="load the given task ids, lists, discovery and --stale-after tasks this often "
+        f"(default {DEFAULT_FOLLOW_SWEEP_EVERY_SECONDS / 3600:g}h; also at start)",
     )
 
 
@@ -517,10 +519,7 @@ def _store_demo(args: argparse.Namespace) -> int:
     try:
         from .demo_store import run_store_demo
     except ImportError as exc:  # its receiver decrypts events: cryptography, an extra
-        raise FatalError(
-            f"demo --store-app needs the events extra ({str(exc.name).split('.')[0]} is missing): "
-            "pip install 'feishu-task-followers[events]'"
-        ) from None
+        raise events_extra_missing("demo --store-app", exc) from None
     report, code = run_store_demo(
         args.duckdb,
         tenants=args.tenants,

@@ -30,7 +30,7 @@ from typing import Any
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
 from feishu_tasks.control import RunControl
-from feishu_tasks.errors import ConfigError, FatalError
+from feishu_tasks.errors import ConfigError, FatalError, events_extra_missing
 from feishu_tasks.journal import Journal, JournalError
 from feishu_tasks.settings import DEFAULT_FOLLOW_EVERY_SECONDS, DEFAULT_FOLLOW_SWEEP_EVERY_SECONDS
 
@@ -148,10 +148,7 @@ def follow(flags: dict[str, Any], schedule: Schedule, say: Callable[[str], None]
     try:
         from .listen_settings import resolve_in_process
     except ImportError as exc:  # cryptography (and protobuf, for the long connection) are an extra
-        raise FatalError(
-            f"follow needs the events extra ({str(exc.name).split('.')[0]} is missing): "
-            "pip install 'feishu-task-followers[events]'"
-        ) from None
+        raise events_extra_missing("follow", exc) from None
     options = RunOptions.resolve({**flags, "changed": True})
     settings = resolve_in_process(flags, long_connection=bool(flags.get("long_connection")))
     options.journal = settings.journal

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
-from feishu_tasks.errors import FatalError
+from feishu_tasks.errors import FatalError, events_extra_missing
 from feishu_tasks.journal import Journal, JournalError
 
 from .stderr import say
@@ -37,20 +37,14 @@ def listen(flags: dict[str, Any], say: Callable[[str], None] = _say) -> int:
     try:
         from .listen_settings import resolve
     except ImportError as exc:  # cryptography (and protobuf, for the long connection) are an extra
-        raise FatalError(
-            f"listen needs the events extra ({str(exc.name).split('.')[0]} is missing): "
-            "pip install 'feishu-task-followers[events]'"
-        ) from None
+        raise events_extra_missing("listen", exc) from None
     long_connection = bool(flags.get("long_connection"))
     settings = resolve(flags, long_connection=long_connection)
     if long_connection:
         try:
             from . import ws_frames  # noqa: F401
         except ImportError as exc:
-            raise FatalError(
-                f"--long-connection needs the events extra ({str(exc.name).split('.')[0]} is missing): "
-                "pip install 'feishu-task-followers[events]'"
-            ) from None
+            raise events_extra_missing("--long-connection", exc) from None
     try:
         journal = Journal(settings.journal)
     except JournalError as exc:

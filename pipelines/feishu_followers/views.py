@@ -93,15 +93,7 @@ def refresh_views(client: SqlClientBase[Any]) -> list[str]:
     """
     relations = dataset_relations(client)
     name = client.make_qualified_table_name
-    sources = {
-        table.name: name(table.name) if relations.get(table.name) == BASE_TABLE else empty_relation(table)
-        for table in _SOURCES
-    }
-    loaded = {
-        table: table_columns(client, table) if relations.get(table) == BASE_TABLE else set()
-        for table in (TASKS.name, TASKLIST_TASKS.name)
-    }
-    views = _view_sql(client, sources, _task_fields(client, loaded[TASKS.name], loaded[TASKLIST_TASKS.name]))
+    views = _view_sql(client, _sources(client, relations, name), _loaded_task_fields(client, relations))
     wanted = {view: hashlib.sha256(sql.encode()).hexdigest() for view, sql in views.items()}
     if _recorded(client, relations) == wanted and all(relations.get(view) == VIEW for view in views):
         return list(views)
@@ -128,12 +120,7 @@ def tenant_view_sql(client: SqlClientBase[Any], tenant_key: str) -> dict[str, st
     relations = dataset_relations(client)
     name = client.make_qualified_table_name
     condition = tenant_condition(tenant_key)  # a checked plain token, never a quote
-    sources = {
-        table.name: f"(select * from {name(table.name)} where {condition})"
-        if relations.get(table.name) == BASE_TABLE
-        else empty_relation(table)
-        for table in _SOURCES
-    }
+    sources = _sources(client, relations, lambda table: f"(select * from {name(table)} where {condition})")
     if relations.get(DLT_LOADS.name) == BASE_TABLE and relations.get(HISTORY_LOADS.name) == BASE_TABLE:
         sources[DLT_LOADS.name] = (
             f"(select * from {name(DLT_LOADS.name)} where load_id in "
@@ -141,11 +128,7 @@ def tenant_view_sql(client: SqlClientBase[Any], tenant_key: str) -> dict[str, st
         )
     elif relations.get(DLT_LOADS.name) == BASE_TABLE:
         sources[DLT_LOADS.name] = name(DLT_LOADS.name)
-    loaded = {
-        table: table_columns(client, table) if relations.get(table) == BASE_TABLE else set()
-        for table in (TASKS.name, TASKLIST_TASKS.name)
-    }
-    fields = _task_fields(client, loaded[TASKS.name], loaded[TASKLIST_TASKS.name])
+    fields = _loaded_task_fields(client, relations)
     marked = _view_sql(client, sources, fields, view=lambda view: f"\x00{view}\x00")
     resolved: dict[str, str] = {}
     for view, sql in marked.items():  # in creation order: what a view reads is resolved before it
@@ -153,6 +136,26 @@ def tenant_view_sql(client: SqlClientBase[Any], tenant_key: str) -> dict[str, st
             sql = sql.replace(f"\x00{earlier}\x00", f"({earlier_sql})")
         resolved[view] = sql
     return resolved
+
+
+def _sources(
+    client: SqlClientBase[Any], relations: dict[str, str], relation: Callable[[str], str]
+) -> dict[str, str]:
+    """What the views read of each source table: ``relation(name)`` where the table is loaded, else an
+    empty relation of its columns."""
+    return {
+        table.name: relation(table.name) if relations.get(table.name) == BASE_TABLE else empty_relation(table)
+        for table in _SOURCES
+    }
+
+
+def _loaded_task_fields(client: SqlClientBase[Any], relations: dict[str, str]) -> tuple[str, str]:
+    """``_task_fields`` of the task tables loaded so far."""
+    loaded = {
+        table: table_columns(client, table) if relations.get(table) == BASE_TABLE else set()
+        for table in (TASKS.name, TASKLIST_TASKS.name)
+    }
+    return _task_fields(client, loaded[TASKS.name], loaded[TASKLIST_TASKS.name])
 
 
 def _recorded(client: SqlClientBase[Any], relations: dict[str, str]) -> dict[str, str]:

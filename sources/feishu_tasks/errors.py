@@ -35,6 +35,15 @@ class ConfigError(FatalError):
     """A configuration value, flag or input cannot be used."""
 
 
+def events_extra_missing(what: str, exc: ImportError) -> FatalError:
+    """``<what> needs the events extra (cryptography is missing): pip install …``: the receiver's
+    crypto and the long connection's frames are an optional extra."""
+    missing = str(exc.name).split(".")[0]
+    return FatalError(
+        f"{what} needs the events extra ({missing} is missing): pip install 'feishu-task-followers[events]'"
+    )
+
+
 class CredentialsError(FatalError):
     """Feishu refused the app credentials, the user token, or the token type."""
 
