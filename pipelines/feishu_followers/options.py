@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -322,7 +322,7 @@ class RunOptions:
             return Path(self.journal)
         return default_journal_path(self.pipelines_dir or get_dlt_pipelines_dir(), self.pipeline_name)
 
-    def source_arguments(self, task_ids: list[str]) -> dict[str, Any]:
+    def source_arguments(self, task_ids: Iterable[str]) -> dict[str, Any]:
         """The arguments of ``feishu_tasks(...)`` for this run; dlt config supplies the rest."""
         stale_seconds = self.stale_after.total_seconds() if self.stale_after is not None else None
         return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +26,9 @@ from dlt.extract import DltSource
 from feishu_tasks import feishu_tasks
 from feishu_tasks.control import RunControl, run_control
 from feishu_tasks.errors import FatalError
-from feishu_tasks.known_tasks import count_stale, estimated_requests
+from feishu_tasks.known_tasks import ONLY_AT_MOST, count_stale, estimated_requests
 from feishu_tasks.stats import FetchStats
-from feishu_tasks.task_ids import read_task_ids_file
+from feishu_tasks.task_ids import IdsInOrder, TaskIdsFile
 
 from .destination import (
     DEFAULT_DESTINATION,
@@ -70,20 +70,35 @@ class RunResult:
     step_seconds: dict[str, float] = field(default_factory=dict)  # dlt's steps, summed over loads
 
 
-def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> list[str]:
-    """Ids from flags, the ids file and the query, in that order (deduplicated later)."""
-    ids = list(options.task_ids)
+def collect_task_ids(options: RunOptions, pipeline: dlt.Pipeline) -> Iterable[str]:
+    """Ids from flags, the ids file and the query, in that order (deduplicated later).
+
+    The file is checked whole here, before anything starts, but not held: a big one is read
+    again as the fetch takes its ids into the on-disk ledger (a million ids held as a list cost
+    ~90 MB for the whole run). A small one is held, so that a run of a few tasks reads what the
+    destination knows of those tasks only (``known_tasks.ONLY_AT_MOST``).
+    """
+    given: list[str] = list(options.task_ids)
+    parts: list[Iterable[str]] = [given]
+    count = len(given)
     if options.task_ids_file:
+        ids_file = TaskIdsFile(options.task_ids_file)
         try:
-            ids += read_task_ids_file(options.task_ids_file)
+            in_file = ids_file.count()
+            parts.append(list(ids_file) if in_file <= ONLY_AT_MOST else ids_file)
         except OSError as exc:
             raise FatalError(f"cannot read --task-ids-file {options.task_ids_file}: {exc.strerror}") from None
+        count += in_file
     if options.task_ids_query:
-        ids += query_task_ids(pipeline, options)
+        queried = query_task_ids(pipeline, options)
+        parts.append(queried)
+        count += len(queried)
     listed = options.discover or options.tasklists or options.all_tasklists
-    if not ids and not listed and options.stale_after is None and not options.changed:
+    if not count and not listed and options.stale_after is None and not options.changed:
         raise FatalError(NO_TASKS)  # e.g. an ids file with none in it
-    return ids
+    if all(isinstance(part, list) for part in parts):
+        return [task_id for part in parts for task_id in part]
+    return IdsInOrder(*parts)
 
 
 def journal_path(options: RunOptions) -> Path:

@@ -41,17 +41,63 @@ def unique_in_order(raw_ids: Iterable[str]) -> Iterator[str]:
 
 
 def read_task_ids_file(path: str | Path) -> list[str]:
+    """Every id of the file (``iter_task_ids_file``), in a list: for files known to be small."""
+    return list(iter_task_ids_file(path))
+
+
+def iter_task_ids_file(path: str | Path) -> Iterator[str]:
     """One id per line; blank lines and ``#`` comments (whole-line or trailing) are ignored.
 
     UTF-8 (with or without a BOM) and UTF-16 / UTF-32 with a BOM, as editors on Windows
     save them; any other file raises ConfigError naming the file and the first bad line.
+    Read line by line: a file of a million ids is never held whole (issue 19's memory).
     """
-    ids = []
-    for line in decode_text_file(Path(path).read_bytes(), path).splitlines():
-        value = line.split("#", 1)[0].strip()
-        if value:
-            ids.append(value)
-    return ids
+    with open(path, "rb") as probe:
+        head = probe.read(4)
+    encoding = _encoding_of(head)
+    try:
+        # newline="": lines end at \n, \r or \r\n; splitlines() below splits the rest as str does
+        with open(path, encoding=encoding, newline="") as text:
+            for line in text:
+                if "\x00" in line:
+                    raise UnicodeError("NUL")
+                for part in line.splitlines():
+                    value = part.split("#", 1)[0].strip()
+                    if value:
+                        yield value
+    except UnicodeError:
+        # The exact line and cause come from decoding the whole file (rare: a broken file).
+        decode_text_file(Path(path).read_bytes(), path)
+        raise ConfigError(f"{path}: not readable as {encoding.upper()}; save the file as UTF-8") from None
+
+
+class TaskIdsFile:
+    """A task-ids file as an iterable that reads it again on each pass, holding no id.
+
+    The run reads it twice: once to check it before anything starts (``count``), once as the
+    fetch takes its ids into the on-disk ledger.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[str]:
+        return iter_task_ids_file(self.path)
+
+    def count(self) -> int:
+        """How many ids (before deduplication) the file holds; raises ConfigError if unreadable."""
+        return sum(1 for _ in self)
+
+
+class IdsInOrder:
+    """Ids from several places (flags, a file, a query), in that order, each pass anew."""
+
+    def __init__(self, *parts: Iterable[str]) -> None:
+        self.parts = parts
+
+    def __iter__(self) -> Iterator[str]:
+        for part in self.parts:
+            yield from part
 
 
 # Longest first: the UTF-32-LE BOM starts with the UTF-16-LE one.
@@ -64,9 +110,14 @@ _BOMS = (
 )
 
 
+def _encoding_of(head: bytes) -> str:
+    """The encoding a file's first bytes (its BOM) name, else UTF-8."""
+    return next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
+
+
 def decode_text_file(raw: bytes, path: str | Path) -> str:
     """The text of a file's bytes: the encoding its BOM names, else UTF-8."""
-    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), "utf-8")
+    encoding = _encoding_of(raw)
     name = encoding.removesuffix("-sig").upper()
     try:
         text = raw.decode(encoding)

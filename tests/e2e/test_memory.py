@@ -13,10 +13,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from feishu_followers import run as run_module
 from feishu_followers.run import run
 from feishu_simulator import Simulator, World
 from feishu_tasks.errors import FatalError
 from feishu_tasks.tables import TASK_FIRST_SEEN, TASK_FOLLOWER_HISTORY
+from feishu_tasks.task_ids import IdsInOrder
 
 from .conftest import DATASET, Loader, cli, sim_env, truth
 from .test_history import assert_open_intervals_match_current
@@ -175,3 +177,32 @@ def test_the_users_arrow_memory_pool_is_kept(
 
     assert pool == "jemalloc"
     assert loader.followers() == truth(world, ids)
+
+
+def test_a_big_ids_file_is_read_as_the_fetch_takes_it_never_held(
+    loader: Loader, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A million ids held as a list cost ~90 MB for the whole run; a file bigger than the few ids
+    a run reads the destination for (``ONLY_AT_MOST``, 10,000, lowered here) is checked whole,
+    then read again line by line as the fetch takes its ids into the on-disk ledger."""
+    monkeypatch.setattr(run_module, "ONLY_AT_MOST", 5)
+    handed: list[object] = []
+    collect = run_module.collect_task_ids
+    monkeypatch.setattr(
+        run_module, "collect_task_ids", lambda *args: handed.append(collect(*args)) or handed[-1]
+    )
+    ids = world.task_ids()[:40]
+    ids_file = tmp_path / "ids.txt"
+    lines = ["# the tenant's tasks", *ids[:20], ids[0].upper(), "not-a-task", *ids[20:], ""]
+    ids_file.write_text(
+        "\n".join(f"  {line}  # given" if i % 7 == 0 else line for i, line in enumerate(lines))
+    )
+    options = loader.options()
+    options.task_ids_file = str(ids_file)
+
+    result = run(options)
+
+    assert [type(ids) for ids in handed] == [IdsInOrder]  # not a list of the file's ids
+    assert loader.followers() == truth(world, ids)
+    assert loader.statuses()["not-a-task"] == "invalid_task"
+    assert result.stats.tasks_queued == 41  # the upper-case spelling is the same task, once
