@@ -20,6 +20,13 @@ time shows whether it stays flat), ``recovery`` (the tenant's run killed in its 
 then a plain run; and a run whose DuckDB limit is too small, then a plain run: each must end
 exact, history consistent). ``--before DIR`` runs the same case with the code of another
 checkout (its ``.venv``) first, on the same machine state.
+
+``--worker-mb N`` runs each CLI run as a worker of N MB would: in a memory cgroup of its own with a
+hard limit of N MB and no swap (needs root and the cgroup v1 or v2 memory controller). The kernel
+counts what a container's limit counts (the process's memory and the page cache it dirties, which it
+reclaims under the limit), and kills the run if it cannot; the figures add the cgroup's peak, how
+often it hit the limit, and whether it was killed. The page cache is dropped before each run so
+that the libraries it reads are charged to it, as in a fresh container.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +67,60 @@ class Run:
     peak_rss_mb: float  # VmHWM, sampled: the same peak, as the kernel counts it after exec
     max_anon_mb: float
     rss_quartiles_mb: list[float]  # RSS at 25, 50, 75 and 100 % of the run's time (flatness)
+    anon_quartiles_mb: list[float]  # the same of RssAnon: what the process allocated, not its libraries
     last_stderr: str
     checks: dict[str, Any] = field(default_factory=dict)
+    worker: dict[str, Any] = field(default_factory=dict)  # --worker-mb: the cgroup's figures
+
+
+class Worker:
+    """A memory cgroup with a hard limit, one per CLI run (``--worker-mb``)."""
+
+    limit_mb: int | None = None  # set by --worker-mb
+
+    def __init__(self) -> None:
+        name = f"feishu-bench-{os.getpid()}-{time.monotonic_ns()}"
+        v1 = Path("/sys/fs/cgroup/memory")
+        self.v2 = not (v1 / "memory.limit_in_bytes").exists()
+        self.path = (Path("/sys/fs/cgroup") if self.v2 else v1) / name
+        self.path.mkdir()
+        limit = str(int(self.limit_mb or 0) * 1024 * 1024)
+        if self.v2:
+            (self.path / "memory.max").write_text(limit)
+            (self.path / "memory.swap.max").write_text("0")
+        else:
+            (self.path / "memory.limit_in_bytes").write_text(limit)
+            swap = self.path / "memory.memsw.limit_in_bytes"
+            if swap.exists():
+                swap.write_text(limit)
+
+        # Pages already cached (the libraries, read by an earlier run) are charged to whoever read
+        # them first: dropped here, the run reads its libraries anew and they count, as in a fresh
+        # container. Pages mapped by running processes stay (the simulator maps none of DuckDB's).
+        Path("/proc/sys/vm/drop_caches").write_text("1")
+
+    def enter(self) -> None:
+        """In the child, before exec: the run and all it starts belong to the cgroup."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def figures(self) -> dict[str, Any]:
+        def read(name: str) -> str:
+            target = self.path / name
+            return target.read_text() if target.exists() else ""
+
+        if self.v2:
+            events = dict(line.split() for line in read("memory.events").splitlines())
+            peak = int(read("memory.peak") or 0)
+            hits, kills = int(events.get("max", 0)), int(events.get("oom_kill", 0))
+        else:
+            control = dict(line.split() for line in read("memory.oom_control").splitlines())
+            peak = int(read("memory.max_usage_in_bytes") or 0)
+            hits, kills = int(read("memory.failcnt") or 0), int(control.get("oom_kill", 0))
+        return {"limit_mb": self.limit_mb, "peak_mb": peak / 2**20, "limit_hits": hits, "oom_kills": kills}
+
+    def remove(self) -> None:
+        with suppress(OSError):
+            self.path.rmdir()
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -81,6 +140,7 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
     python = code / ".venv" / "bin" / "python"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
     full_env.update({"RUNTIME__DLTHUB_TELEMETRY": "false"}, **env)
+    worker = Worker() if Worker.limit_mb else None
     started = time.monotonic()
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
@@ -90,6 +150,7 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
             stdout=subprocess.DEVNULL,
             stderr=err,
             text=True,
+            preexec_fn=worker.enter if worker else None,
         )
         samples: list[tuple[float, int, int]] = []
         high_water = [0]
@@ -113,10 +174,14 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
         err.seek(0)
         stderr = err.read()
     seconds = time.monotonic() - started
-    quartiles = []
+    worker_figures = worker.figures() if worker else {}
+    if worker:
+        worker.remove()
+    quartiles, anon_quartiles = [], []
     for share in (0.25, 0.5, 0.75, 1.0):
-        before = [rss for at, rss, _ in samples if at <= share * seconds]
-        quartiles.append(float(max(before)) if before else 0.0)
+        before = [(rss, anon) for at, rss, anon in samples if at <= share * seconds]
+        quartiles.append(float(max(rss for rss, _ in before)) if before else 0.0)
+        anon_quartiles.append(float(max(anon for _, anon in before)) if before else 0.0)
     return Run(
         str(code),
         os.waitstatus_to_exitcode(status),
@@ -126,7 +191,9 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
         float(high_water[0]),
         float(max((anon for _, _, anon in samples), default=0)),
         quartiles,
+        anon_quartiles,
         (stderr.strip().splitlines() or [""])[-1][:400],
+        worker=worker_figures,
     )
 
 
@@ -351,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--before", type=Path, help="another checkout (with its .venv) to run first")
+    parser.add_argument("--worker-mb", type=int, help="run each CLI run in a memory cgroup of this many MB")
     args = parser.parse_args(argv)
+    Worker.limit_mb = args.worker_mb
     names = list(SIZES) if args.all else args.case or []
     if not names:
         parser.error("give --case NAME (repeatable) or --all")
