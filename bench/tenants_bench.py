@@ -31,6 +31,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from worker_cgroup import Worker  # noqa: E402  (--worker-mb)
+
 REPO = Path(__file__).resolve().parents[1]
 APP_ID, APP_SECRET = "cli_store_bench", "store-bench-secret"
 QUOTA_PER_MINUTE = 1000  # Feishu's task quota per app and tenant (the followers endpoint)
@@ -89,9 +92,15 @@ def run_case(keys: list[str], tenants: int, tasks: int, folder: Path) -> dict[st
         command += [arg for key in keys for arg in ("--tenant", key)]
         command += ["--journal", str(journal), "--duckdb", str(folder / "bench.duckdb")]
         command += ["--pipelines-dir", str(folder / "pipelines")]
+        worker = Worker() if Worker.limit_mb else None
         started = time.monotonic()
         process = subprocess.Popen(
-            command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            command,
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=worker.enter if worker else None,
         )
         sampler = RssSampler(process.pid)
         sampler.start()
@@ -103,6 +112,9 @@ def run_case(keys: list[str], tenants: int, tasks: int, folder: Path) -> dict[st
         import resource
 
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        worker_figures = worker.figures() if worker else {}
+        if worker:
+            worker.remove()
         if process.returncode != 0:
             raise SystemExit(f"run failed ({process.returncode}): {err.decode()[-2000:]}")
         summary = json.loads(out)
@@ -129,6 +141,7 @@ def run_case(keys: list[str], tenants: int, tasks: int, folder: Path) -> dict[st
         "peak_rss_mb": round(rss_mb),
         "peak_rss_parts_mb": sampler.peaks(),
         "rss_at_mb": sampler.profile(),
+        "worker": worker_figures,
         "tenants": per_tenant,
     }
 
@@ -186,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         "--scale",
         help="memory per tenant instead: run 'all at once' for each of these tenant counts (e.g. 1,5,10,20)",
     )
+    parser.add_argument("--worker-mb", type=int, help="run the CLI in a memory cgroup of this many MB")
     args = parser.parse_args(argv)
+    Worker.limit_mb = args.worker_mb
     keys = [f"tenant_{i:02d}" for i in range(args.tenants)]
     if args.scale:
         return scale(keys, [int(n) for n in args.scale.split(",")], args.tasks)
@@ -203,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--tasks",
                 str(args.tasks),
                 "--all-only",
+                *(["--worker-mb", str(args.worker_mb)] if args.worker_mb else []),
             ],
             capture_output=True,
             text=True,
@@ -242,7 +258,9 @@ def all_only(argv: list[str]) -> int:
     parser.add_argument("--tenants", type=int)
     parser.add_argument("--tasks", type=int)
     parser.add_argument("--all-only", action="store_true")
+    parser.add_argument("--worker-mb", type=int)
     args = parser.parse_args(argv)
+    Worker.limit_mb = args.worker_mb
     keys = [f"tenant_{i:02d}" for i in range(args.tenants)]
     with tempfile.TemporaryDirectory() as folder:
         print(json.dumps(run_case(keys, args.tenants, args.tasks, Path(folder))))
@@ -264,6 +282,8 @@ def print_report(report: dict[str, Any]) -> None:
         f"  all at once: {together['wall_seconds']} s wall ({ratio:.2f} x alone), "
         f"peak RSS {together['peak_rss_mb']} MB"
     )
+    if together.get("worker"):
+        print(f"  in a memory cgroup: {together['worker']} (alone: {alone.get('worker')})")
     print(f"  quota share per tenant: min {min(shares):.1%}, max {max(shares):.1%}; 429s: {limited}")
     print(json.dumps(report))
 
