@@ -449,12 +449,14 @@ def _run(args: argparse.Namespace) -> int:
     from feishu_tasks.control import RunControl
 
     from .options import RunOptions
+    from .pandas_probe import answer_pyarrows_pandas_probe
     from .progress import display_for
     from .run import run
     from .signals import signal_name, stop_on_signals
     from .summary import format_dry_run, format_json, format_summary, outcome_line
 
     options = RunOptions.resolve(vars(args))
+    answer_pyarrows_pandas_probe()  # a run never uses pandas (pandas_probe.py)
     if options.tenants or options.all_tenants:
         from .tenants import run_tenants_cli
 
@@ -540,7 +542,9 @@ def _listen(args: argparse.Namespace) -> int:
 
 def _follow(args: argparse.Namespace) -> int:
     from .follow import Schedule, follow
+    from .pandas_probe import answer_pyarrows_pandas_probe
 
+    answer_pyarrows_pandas_probe()  # follow never uses pandas (pandas_probe.py)
     return follow(vars(args), Schedule(args.every, args.sweep_every))
 
 

@@ -169,6 +169,30 @@ def test_a_plain_run_never_imports_pandas(
     assert pool == "system"  # the CLI's choice (allocators.py), where the user made none
 
 
+# After a --discover run in the same process: whether pandas was imported, then pandas on demand.
+AFTER_DISCOVER = (
+    "import sys; from feishu_followers.cli import main; code = main(); import pyarrow; "
+    "imported = 'pandas' in sys.modules; frame = pyarrow.table({'a': [1, 2]}).to_pandas(); "
+    "print(imported, type(frame).__name__, len(frame)); sys.exit(code)"
+)
+
+
+def test_a_discover_run_converts_task_objects_without_pandas_and_pandas_still_works_after(
+    loader: Loader, sim: Simulator, world: World, tmp_path: Path
+) -> None:
+    """dlt writes the listed task objects with ``Table.from_pylist``, whose first call makes pyarrow
+    import pandas to ask whether it is installed; the CLI's run answers that question "no"
+    (``pandas_probe.py``), and whatever wants pandas afterwards still gets it."""
+    args = ["run", "--discover", *loader.cli_args()]
+    done = cli(args, tmp_path, sim_env(sim), command=[sys.executable, "-c", AFTER_DISCOVER])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].split() == ["False", "DataFrame", "2"]
+    ids = world.task_ids()
+    assert loader.followers() == truth(world, ids)
+    assert {task_id for (task_id,) in loader.query(f"select id from {DATASET}.tasks")} == set(ids)
+
+
 def test_the_users_arrow_memory_pool_is_kept(
     loader: Loader, sim: Simulator, world: World, tmp_path: Path
 ) -> None:
