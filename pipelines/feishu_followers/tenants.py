@@ -226,10 +226,15 @@ def _add_tenant_key_once(options: RunOptions) -> None:
 
 def _import_before_threads() -> None:
     """What dlt imports on first use, imported here once: threads importing one module at the same
-    time can be handed it half-initialized (importlib's answer to a possible deadlock)."""
-    import pandas  # noqa: F401
+    time can be handed it half-initialized (importlib's answer to a possible deadlock). pyarrow's
+    first conversion of Python values imports pandas to ask whether it is installed, so that
+    question is asked here too: the CLI has answered it "no" already (``pandas_probe.py``), a
+    caller in a notebook gets pandas imported here, in one thread."""
+    import pyarrow
     import pyarrow.compute  # noqa: F401
     import pyarrow.parquet  # noqa: F401
+
+    pyarrow.array([0])
 
 
 def _prefixed(notify: Callable[[str], None], key: str) -> Callable[[str], None]:
