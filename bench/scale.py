@@ -155,7 +155,8 @@ def duckdb_checks(path: Path, expected: int) -> dict[str, Any]:
         return {"loaded": False}
     script = (
         "import json, sys, duckdb; sys.path.insert(0, 'bench'); import scale; "
-        f"con = duckdb.connect({str(path)!r}, read_only=True); con.execute('set enable_progress_bar = false'); "
+        f"con = duckdb.connect({str(path)!r}, read_only=True); "
+        "con.execute('set enable_progress_bar = false'); "
         f"print(json.dumps(scale._checks(lambda sql: con.execute(sql).fetchall()[0][0], {expected})))"
     )
     read = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
