@@ -17,7 +17,9 @@ a tenant's thread held ~1,500 such entries through its fetch (~1.5 MB a tenant, 
 ``bench/tenant_heap.py``). ``keep_resolved_config_traces`` keeps what dlt's trace reads of them.
 dlt also keeps each thread's contexts after the thread ends (its active pipeline, with schema,
 state and clients, among them), so every finished tenant's pipeline stayed alive through the
-other tenants' loads: ``release_dlt_contexts`` drops them when the tenant is done.
+other tenants' loads, and a long-lived caller (a scheduler calling ``run_tenants`` again and
+again) kept every run's: ``release_dlt_contexts`` drops them when the tenant is done. (Its effect
+on the 20 tenants' peak is within the bench's noise; the config log's is ~35 MB: BENCHMARKS.md.)
 """
 
 from __future__ import annotations
