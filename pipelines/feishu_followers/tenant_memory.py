@@ -10,6 +10,16 @@ memory stays in the arena it came from: 20 tenants' threads each kept their own.
 caps them, but only read at start-up; ``allocators.cap_malloc_arenas`` does the same before the
 tenants' threads start, and ``malloc_trim`` hands what a finished tenant freed back to the system. Both are
 glibc's: elsewhere (musl, macOS) they are skipped. Measured in BENCHMARKS.md (store app).
+
+And dlt logs every configuration lookup of a thread (``TraceLogContext``) until its pipeline's
+next step ends: each ``sql_client()`` looks up every credential field under three sections, and
+a tenant's thread held ~1,500 such entries through its fetch (~1.5 MB a tenant, tracemalloc:
+``bench/tenant_heap.py``). ``keep_resolved_config_traces`` keeps what dlt's trace reads of them.
+dlt also keeps each thread's contexts after the thread ends (its active pipeline, with schema,
+state and clients, among them), so every finished tenant's pipeline stayed alive through the
+other tenants' loads, and a long-lived caller (a scheduler calling ``run_tenants`` again and
+again) kept every run's: ``release_dlt_contexts`` drops them when the tenant is done. (Its effect
+on the 20 tenants' peak is within the bench's noise; the config log's is ~35 MB: BENCHMARKS.md.)
 """
 
 from __future__ import annotations
@@ -21,6 +31,11 @@ from contextlib import contextmanager
 from functools import cache
 
 import dlt
+from dlt.common.configuration.container import Container
+from dlt.common.configuration.specs.config_section_context import ConfigSectionContext
+from dlt.common.configuration.utils import ResolvedValueTrace, TraceLogContext
+from dlt.common.destination.capabilities import DestinationCapabilitiesContext
+from dlt.common.pipeline import PipelineContext
 
 SHARED_BATCH_ROWS = 20_000  # the fetch's batch of one run alone (scheduler.FetchPlan.batch_rows)
 MIN_BATCH_ROWS = 500  # below it, a batch costs more in dlt's per-item overhead than it saves
@@ -59,3 +74,34 @@ def return_freed_memory() -> None:
     otherwise). No ``gc.collect()``: a full collection holds the GIL for the other tenants' fetches."""
     if (libc := _glibc()) is not None:
         libc.malloc_trim(0)  # ctypes releases the GIL for the call
+
+
+class _ResolvedTracesOnly(TraceLogContext):
+    """dlt's log of one thread's configuration lookups, keeping the resolved ones only.
+
+    dlt copies the resolved lookups into its pipeline trace (``resolved_config_values``) when a
+    step ends; every lookup also goes to ``all_traces``, which nothing in dlt reads: mostly the
+    unset credential fields (host, port, …) of every ``sql_client()``, looked up in three sections.
+    """
+
+    def log(self, trace: ResolvedValueTrace) -> None:
+        if self.logging_enabled and trace.is_resolved():
+            self.resolved_traces.append(trace)
+
+
+def keep_resolved_config_traces() -> None:
+    """In the calling thread (dlt keeps one log per thread): log only what dlt's trace reads."""
+    Container()[TraceLogContext] = _ResolvedTracesOnly()
+
+
+# The contexts dlt sets in a thread that runs a pipeline (``Container().thread_contexts``)
+THREAD_CONTEXTS = (PipelineContext, TraceLogContext, DestinationCapabilitiesContext, ConfigSectionContext)
+
+
+def release_dlt_contexts() -> None:
+    """Drop the calling thread's dlt contexts: dlt keeps them, keyed by thread id, after the thread
+    ends, and the pipeline context holds the thread's last pipeline (and its activation history)."""
+    container = Container()
+    for spec in THREAD_CONTEXTS:
+        if spec in container:
+            del container[spec]

@@ -43,7 +43,13 @@ from .post_load import after_load
 from .preflight import check_before_start
 from .run import Run, RunResult, journal_path, make_pipeline
 from .stderr import say
-from .tenant_memory import batch_rows, return_freed_memory, shared_writer_buffers
+from .tenant_memory import (
+    batch_rows,
+    keep_resolved_config_traces,
+    release_dlt_contexts,
+    return_freed_memory,
+    shared_writer_buffers,
+)
 
 # The statuses a tenant loads in: it installed the app (app_open) and did not stop it since.
 SERVING = ("installed", "active")
@@ -184,6 +190,7 @@ def _recorded_statuses(options: RunOptions) -> dict[str, str]:
 def _load(outcome: TenantOutcome, the_run: Run) -> None:
     """One tenant's run, in its thread: its result, or the one line that ended it."""
     started = time.monotonic()
+    keep_resolved_config_traces()  # this thread's log of dlt's config lookups (tenant_memory.py)
     try:
         with fatal_errors_as_one_line():
             result = the_run.execute()
@@ -197,6 +204,7 @@ def _load(outcome: TenantOutcome, the_run: Run) -> None:
             f"unexpected {type(exc).__name__}: {text[0] if text else ''} (a bug: please report it)"
         )
     finally:
+        release_dlt_contexts()  # dlt would keep this tenant's pipeline after its thread ends
         return_freed_memory()  # this tenant's pipeline and rows are gone: the others may use the pages
 
 
