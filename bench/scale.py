@@ -70,6 +70,7 @@ class Run:
     rss_quartiles_mb: list[float]  # RSS at 25, 50, 75 and 100 % of the run's time (flatness)
     anon_quartiles_mb: list[float]  # the same of RssAnon: what the process allocated, not its libraries
     last_stderr: str
+    major_faults: int = 0  # pages read from disk again (ru_majflt): a worker too small rereads its libraries
     checks: dict[str, Any] = field(default_factory=dict)
     worker: dict[str, Any] = field(default_factory=dict)  # --worker-mb: the cgroup's figures
 
@@ -144,6 +145,7 @@ def run_cli(code: Path, args: list[str], env: dict[str, str], kill_when: Any = N
         quartiles,
         anon_quartiles,
         (stderr.strip().splitlines() or [""])[-1][:400],
+        major_faults=usage.ru_majflt,
         worker=worker_figures,
     )
 
