@@ -105,22 +105,8 @@ def serve_from_args(args: argparse.Namespace) -> None:
             worlds, faults, args.app_id, args.app_secret, args.host, args.port, args.app_ticket_every
         )
         return
-    serve_forever(
-        args.tasks,
-        args.seed,
-        args.port,
-        faults,
-        args.app_id,
-        args.app_secret,
-        host=args.host,
-        users=args.users,
-        forbidden=args.forbidden,
-        invalid=args.invalid,
-        followers_per_task=args.followers_per_task,
-        tasklists=args.tasklists,
-        v2_only=args.v2_only_share,
-        app_followers=args.app_follower_share,
-    )
+    world = world_from_args(args, args.seed)
+    serve_forever(world, args.seed, args.port, faults, args.app_id, args.app_secret, host=args.host)
 
 
 def world_from_args(args: argparse.Namespace, seed: int) -> World:

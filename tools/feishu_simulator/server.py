@@ -21,7 +21,7 @@ from .auth import TokenStore
 from .events import EventHub
 from .faults import Faults
 from .stats import Stats
-from .world import APP_FOLLOWER_SHARE, World
+from .world import World
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class Simulator:
 
 
 def serve_forever(
-    tasks: int,
+    world: World,
     seed: int,
     port: int,
     faults: Faults | None = None,
@@ -177,27 +177,9 @@ def serve_forever(
     app_secret: str = "demo-secret",
     *,
     host: str = "127.0.0.1",
-    users: int = 500,
-    forbidden: int = 0,
-    invalid: int = 0,
     user_tokens: Iterable[str] = (),
-    followers_per_task: int | None = None,
-    tasklists: int | None = None,
-    v2_only: float = 0.0,
-    app_followers: float = APP_FOLLOWER_SHARE,
 ) -> None:
-    """Serve a generated world until Ctrl-C, printing where and with which demo credentials."""
-    world = World.generate(
-        tasks=tasks,
-        seed=seed,
-        users=users,
-        forbidden=forbidden,
-        invalid=invalid,
-        followers_per_task=followers_per_task,
-        tasklists=tasklists,
-        v2_only=v2_only,
-        app_followers=app_followers,
-    )
+    """Serve ``world`` (made from ``seed``) until Ctrl-C, printing where and with which demo credentials."""
     sim = Simulator(
         world,
         faults,
@@ -211,7 +193,7 @@ def serve_forever(
         # A simulator's own fake credentials: printing them is the point.
         print(f"Feishu simulator listening on {sim.base_url}", flush=True)
         print(
-            f"  app_id={app_id} app_secret={app_secret} tasks={tasks} seed={seed}",
+            f"  app_id={app_id} app_secret={app_secret} tasks={len(world.task_ids())} seed={seed}",
             flush=True,
         )
         print(
@@ -234,9 +216,14 @@ def serve_forever(
             " GET|POST /_sim/faults",
             flush=True,
         )
-        print("Press Ctrl-C to stop.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopping", flush=True)
+        wait_for_ctrl_c()
+
+
+def wait_for_ctrl_c() -> None:
+    """Block a command-line simulator until Ctrl-C, saying so."""
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)

@@ -35,7 +35,7 @@ from .api.app import SimulatorApp
 from .auth import TokenStore
 from .events import EventHub
 from .faults import Faults
-from .server import Simulator
+from .server import Simulator, wait_for_ctrl_c
 from .stats import Stats
 from .world import World
 
@@ -252,12 +252,7 @@ def serve_store_forever(
             '{"tenant_key": …, "status": "stopped"|"active"|"uninstalled"}; GET /_sim/store/stats',
             flush=True,
         )
-        print("Press Ctrl-C to stop.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            print("stopping", flush=True)
+        wait_for_ctrl_c()
 
 
 async def _call(function: Callable[[], Any]) -> Any:
