@@ -40,11 +40,6 @@ def unique_in_order(raw_ids: Iterable[str]) -> Iterator[str]:
             yield key
 
 
-def read_task_ids_file(path: str | Path) -> list[str]:
-    """Every id of the file (``iter_task_ids_file``), in a list: for files known to be small."""
-    return list(iter_task_ids_file(path))
-
-
 def iter_task_ids_file(path: str | Path) -> Iterator[str]:
     """One id per line; blank lines and ``#`` comments (whole-line or trailing) are ignored.
 

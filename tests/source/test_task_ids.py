@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from feishu_tasks.errors import ConfigError
-from feishu_tasks.task_ids import normalize_task_id, read_task_ids_file
+from feishu_tasks.task_ids import TaskIdsFile, normalize_task_id
 
 IDS = ["0d38e26e-190a-49e9-93a2-35067763ed1f", "1e38e26e-190a-49e9-93a2-35067763ed1f"]
 TEXT = f"# tasks\r\n{IDS[0]}\r\n\r\n{IDS[1]}  # trailing comment\r\n"
@@ -28,7 +28,7 @@ TEXT = f"# tasks\r\n{IDS[0]}\r\n\r\n{IDS[1]}  # trailing comment\r\n"
 def test_encodings_with_a_bom_read_the_same_ids(raw: bytes, tmp_path: Path) -> None:
     path = tmp_path / "ids.txt"
     path.write_bytes(raw)
-    ids = read_task_ids_file(path)
+    ids = list(TaskIdsFile(path))
     assert ids == IDS
     assert all(normalize_task_id(i) for i in ids)  # the first id is not turned into invalid_task
 
@@ -47,6 +47,6 @@ def test_unreadable_files_name_the_file_and_the_line(raw: bytes, message: str, t
     path = tmp_path / "ids.txt"
     path.write_bytes(raw)
     with pytest.raises(ConfigError) as caught:
-        read_task_ids_file(path)
+        TaskIdsFile(path).count()
     assert str(caught.value).startswith(f"{path}: {message}")
     assert "\n" not in str(caught.value)
